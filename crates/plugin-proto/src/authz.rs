@@ -1,0 +1,1 @@
+//! Typed messages of the `authz` subsystem (being written).

@@ -1,0 +1,1 @@
+//! Typed messages of the `ipam` subsystem (being written).

@@ -1,0 +1,1 @@
+//! Typed messages of the `log` subsystem (being written).

@@ -1,0 +1,1 @@
+//! Typed messages of the `metrics` subsystem (being written).

@@ -1,0 +1,3 @@
+//! `cargo xtask`: the project's developer tasks (placeholder entry point
+//! replaced below).
+fn main() {}
