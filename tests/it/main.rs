@@ -1,0 +1,8 @@
+//! The one integration-test binary: everything that needs sockets, files,
+//! TLS or time. Each module covers one area; the fake-plugin kit they share
+//! is the `plugin_tests` library (`tests/src`).
+
+mod client;
+mod discovery;
+mod kit;
+mod proto_corpus;

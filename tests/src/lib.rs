@@ -1,0 +1,1 @@
+//! The fake-plugin kit (being written).
