@@ -2,6 +2,9 @@
 //! `plugin_tests::certs`), driven with plain tokio sockets and a bare rustls
 //! client so that they do not depend on the crates under test.
 
+// The helpers below are test code too.
+#![allow(clippy::unwrap_used)]
+
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
