@@ -443,6 +443,37 @@ async fn huge_sends_valid_json_of_exact_size() {
 }
 
 #[tokio::test]
+async fn chunked_reply_is_framed() {
+    let plugin = FakePlugin::builder()
+        .on("C", Reply::chunked(200, ["{\"A\":", "", "1}"]))
+        .tcp()
+        .await;
+    let mut s = TcpStream::connect(plugin.addr()).await.unwrap();
+    s.write_all(&post("/C", "")).await.unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(b"0\r\n\r\n") {
+        let mut b = [0u8; 256];
+        let n = tokio::time::timeout(SECOND, s.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&b[..n]);
+    }
+    let text = String::from_utf8(got).unwrap();
+    assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n5\r\n{\"A\":\r\n2\r\n1}\r\n0\r\n\r\n"),
+        "{text}"
+    );
+    // Keep-alive: the connection serves another request.
+    s.write_all(&post("/C", "")).await.unwrap();
+    let mut b = [0u8; 8];
+    s.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"HTTP/1.1");
+}
+
+#[tokio::test]
 async fn endless_chunked_keeps_streaming() {
     let plugin = FakePlugin::builder()
         .on("L", Reply::endless_chunked())

@@ -167,8 +167,8 @@ fn route_of(target: &str) -> String {
 /// What the fake plugin does with a request. Build one with the
 /// constructors; all of them are cheap to clone.
 ///
-/// Replies with a body (`json`, `text`, `echo`, `truncated`, `huge`,
-/// `endless_chunked`) carry `Content-Type:
+/// Replies with a body (`json`, `text`, `echo`, `chunked`, `truncated`,
+/// `huge`, `endless_chunked`) carry `Content-Type:
 /// application/vnd.docker.plugins.v1.1+json` (`text`: `text/plain;
 /// charset=utf-8`) and `Content-Length`, like go-plugins-helpers; add or
 /// replace headers with [`Reply::header`]. After a complete normal reply the
@@ -200,6 +200,10 @@ enum Kind {
         status: u16,
         declared: usize,
         body: Vec<u8>,
+    },
+    Chunked {
+        status: u16,
+        chunks: Vec<Vec<u8>>,
     },
     EndlessChunked,
     Huge(usize),
@@ -233,6 +237,9 @@ impl fmt::Debug for Reply {
                     "Reply::truncated({status}, {declared}, {} bytes)",
                     body.len()
                 )
+            }
+            Kind::Chunked { status, chunks } => {
+                write!(f, "Reply::chunked({status}, {} chunks)", chunks.len())
             }
             Kind::EndlessChunked => f.write_str("Reply::endless_chunked()"),
             Kind::Huge(n) => write!(f, "Reply::huge({n})"),
@@ -318,7 +325,7 @@ impl Reply {
     }
 
     /// Writes `reply` (one that produces bytes: `json`, `text`, `raw`,
-    /// `echo`, `truncated`, or `with` returning one of those) one byte at a
+    /// `echo`, `chunked`, `truncated`, or `with` returning one of those) one byte at a
     /// time, sleeping `per_byte` before each byte.
     pub fn slow(per_byte: Duration, reply: Reply) -> Reply {
         Reply::of(Kind::Slow(per_byte, Box::new(reply)))
@@ -331,6 +338,16 @@ impl Reply {
             status,
             declared,
             body: body.into(),
+        })
+    }
+
+    /// `status` with `Transfer-Encoding: chunked`, one chunk per element of
+    /// `chunks` (empty ones are skipped: an empty chunk would end the body),
+    /// then the terminating `0` chunk; the connection stays open.
+    pub fn chunked<C: Into<Vec<u8>>>(status: u16, chunks: impl IntoIterator<Item = C>) -> Reply {
+        Reply::of(Kind::Chunked {
+            status,
+            chunks: chunks.into_iter().map(Into::into).collect(),
         })
     }
 
@@ -481,7 +498,8 @@ impl Script {
     }
 
     /// Starts serving this script on a new unix socket at `path` (which must
-    /// not exist yet). Panics if it cannot bind.
+    /// not exist yet). Panics if it cannot bind. To restart a plugin at the
+    /// path of one that was shut down, remove the stale socket file first.
     pub async fn unix(self, path: impl AsRef<Path>) -> FakePlugin {
         let path = path.as_ref().to_path_buf();
         let listener = UnixListener::bind(&path)
@@ -1041,6 +1059,16 @@ fn render(reply: Reply, req: &Recorded) -> Result<(Vec<u8>, Next), Reply> {
             Ok((out, Next::KeepAlive))
         }
         Kind::Raw(bytes) => Ok((bytes, Next::Close)),
+        Kind::Chunked { status, chunks } => {
+            let mut out = head(status, PLUGIN_CONTENT_TYPE, None, &reply.headers);
+            for c in chunks.iter().filter(|c| !c.is_empty()) {
+                out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                out.extend_from_slice(c);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            Ok((out, Next::KeepAlive))
+        }
         Kind::Truncated {
             status,
             declared,
