@@ -42,6 +42,7 @@ mod call;
 mod gojson;
 mod goquote;
 mod manifest;
+mod message;
 mod reply;
 pub mod retry;
 mod spec;
@@ -64,6 +65,10 @@ pub use call::{
 };
 pub use gojson::DecodeError;
 pub use manifest::Manifest;
+pub use message::{
+    Call, Empty, ErrReply, ErrResponse, GoTime, GoTimeError, StreamCall, decode_call_reply,
+    decode_message, decode_request, encode_request, encode_stream_request, null_as_default,
+};
 pub use reply::{StatusError, decode_json, decode_reply};
 pub use retry::RetryPolicy;
 pub use spec::{SpecContent, SpecError, TlsOptions, parse_json_spec, parse_spec};
