@@ -190,7 +190,13 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), OsString::from(v)))
             .collect();
-        unix_specs_paths(|k| vars.get(k).cloned(), || passwd.map(PathBuf::from))
+        let env = |k: &str| vars.get(k).cloned();
+        let passwd_home = || passwd.map(PathBuf::from);
+        // The public pure function on unix; its unix half elsewhere.
+        #[cfg(not(windows))]
+        return specs_paths_from(env, passwd_home);
+        #[cfg(windows)]
+        return unix_specs_paths(env, passwd_home);
     }
 
     fn p(list: &[&str]) -> Vec<PathBuf> {

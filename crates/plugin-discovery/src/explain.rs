@@ -112,35 +112,28 @@ impl LocalRegistry {
         let mut candidates = Vec::new();
         let mut result: Option<Result<PluginSpec, DiscoveryError>> = None;
         for (path, source) in self.candidates(name) {
-            let (file_kind, metadata, absent) = match fs::metadata(&path) {
-                Ok(m) => (Some(FileKind::of(m.file_type())), Some(m), None),
-                Err(e) => (None, None, Some(absence(&path, &e))),
-            };
-            let usable = match source {
-                SourceKind::Socket => file_kind == Some(FileKind::Socket),
-                _ => metadata.is_some(),
-            };
-            let finding = if let Some(absent) = absent {
-                absent
-            } else if !usable {
-                Finding::NotASocket
-            } else if result.is_some() {
-                Finding::Shadowed
-            } else if source == SourceKind::Socket {
-                result = Some(Ok(PluginSpec::socket(name, path.clone())));
-                Finding::Winner
-            } else {
-                let read = match &metadata {
-                    Some(m) => read_spec(name, path.clone(), source, m),
-                    None => Err(DiscoveryError::not_found(name)),
-                };
-                let finding = if read.is_ok() {
+            let metadata = fs::metadata(&path);
+            let file_kind = metadata.as_ref().ok().map(|m| FileKind::of(m.file_type()));
+            let finding = match &metadata {
+                Err(e) => absence(&path, e),
+                Ok(_) if source == SourceKind::Socket && file_kind != Some(FileKind::Socket) => {
+                    Finding::NotASocket
+                }
+                Ok(_) if result.is_some() => Finding::Shadowed,
+                Ok(_) if source == SourceKind::Socket => {
+                    result = Some(Ok(PluginSpec::socket(name, path.clone())));
                     Finding::Winner
-                } else {
-                    Finding::Failed
-                };
-                result = Some(read);
-                finding
+                }
+                Ok(m) => {
+                    let read = read_spec(name, path.clone(), source, m);
+                    let finding = if read.is_ok() {
+                        Finding::Winner
+                    } else {
+                        Finding::Failed
+                    };
+                    result = Some(read);
+                    finding
+                }
             };
             candidates.push(Candidate {
                 path,

@@ -227,10 +227,7 @@ fn read_spec(
         }
         .into());
     }
-    let bytes = match read_bounded(&path) {
-        Ok(bytes) => bytes,
-        Err(repr) => return Err(repr.into()),
-    };
+    let bytes = read_bounded(&path)?;
     let parsed: Result<SpecContent, _> = match kind {
         SourceKind::Json => parse_json_spec(&bytes),
         _ => parse_spec(&bytes),
