@@ -15,7 +15,10 @@
 //!   plugin errors are read;
 //! - [`retry`]: Docker's backoff schedule as pure functions of time;
 //! - typed messages of each subsystem ([`volume`], [`network`], [`ipam`],
-//!   [`authz`], [`log`], [`metrics`]) for engines and plugin authors alike.
+//!   [`authz`], [`log`], [`metrics`]) for engines and plugin authors alike,
+//!   tied together by [`Call`] (method, reply type, how Docker sends it),
+//!   [`ErrReply`] (the 200-with-`Err` convention) and [`decode_message`]
+//!   (Go's decoding rules for typed bodies).
 //!
 //! Plugin authors can use it with any HTTP stack; the engine side of this
 //! workspace (`plugin-client`, `plugin-registry`) builds on it.
