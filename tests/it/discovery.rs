@@ -550,6 +550,23 @@ fn dangling_symlink_candidates_are_skipped_section_12() {
 }
 
 #[test]
+fn symlink_loop_candidates_are_skipped() {
+    // `os.Stat` fails (ELOOP), so Docker tries the next candidate.
+    let tree = PluginTree::new();
+    tree.symlink("p.spec", "etc/p.spec");
+    tree.write_json(0, "p", r#"{"Addr":"tcp://h:1"}"#);
+    let registry = tree.registry();
+    assert_eq!(resolve(&registry, "p").address().as_str(), "tcp://h:1");
+    let x = registry.explain("p");
+    assert_eq!(
+        x.candidates[2].finding,
+        Finding::Unreachable("too many levels of symbolic links".to_owned())
+    );
+    assert_eq!(x.candidates[2].path, tree.path("etc/p.spec"));
+    assert_eq!(x.candidates[4].finding, Finding::Winner);
+}
+
+#[test]
 fn spec_symlinks_are_followed() {
     let tree = PluginTree::new();
     let target = tree.write("real.spec", "tcp://h:1");
