@@ -386,6 +386,34 @@ fn scan_skips_unreadable_spec_subdirectories() {
 }
 
 #[test]
+fn scan_socket_dir_that_is_a_fifo_does_not_block() {
+    // Docker's os.Open of a FIFO blocks forever; std opens directories with
+    // O_DIRECTORY, so this is the same error as for a regular file (D3).
+    let tree = PluginTree::new();
+    let fifo = tree.fifo("fifo");
+    let registry = LocalRegistry::with_dirs(&fifo, [fifo.clone()]);
+    let e = within_5s(move || registry.scan().unwrap_err());
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "error reading dir entries: readdirent {}: not a directory",
+            fifo.display()
+        )
+    );
+}
+
+#[test]
+fn scan_lists_non_utf8_names_lossily() {
+    // Docker's names are raw bytes; ours are Strings, so an invalid byte
+    // becomes U+FFFD (such a name cannot be resolved by anyone).
+    use std::os::unix::ffi::OsStrExt;
+    let tree = PluginTree::new();
+    let name = std::ffi::OsStr::from_bytes(b"a\xffb.spec");
+    tree.write(tree.spec_dir(0).join(name), "tcp://h:1");
+    assert_eq!(scan(&tree.registry()), ["a\u{fffd}b"]);
+}
+
+#[test]
 fn scan_reads_the_file_system_every_time() {
     let tree = PluginTree::new();
     let registry = tree.registry();
