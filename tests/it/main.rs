@@ -4,5 +4,6 @@
 
 mod client;
 mod discovery;
+mod interop;
 mod kit;
 mod proto_corpus;

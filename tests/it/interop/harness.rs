@@ -1,0 +1,474 @@
+//! Guards for the real peers: a private `dockerd`, an `rclone serve docker`
+//! volume plugin, and the files a test puts in the host's plugin
+//! directories. Every guard cleans up in `Drop`, so a failing test leaves
+//! nothing behind.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The socket directory dockerd always reads.
+pub(crate) const HOST_SOCKET_DIR: &str = "/run/docker/plugins";
+/// The first spec directory dockerd always reads.
+pub(crate) const HOST_SPEC_DIR: &str = "/etc/docker/plugins";
+
+/// Serialises every test that starts a dockerd or touches the host's plugin
+/// directories: dockerd always reads them, so two such tests must never
+/// overlap. Take it first in a test (so it is released last).
+pub(crate) static HOST_DIRS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Whether we run under CI, where a missing peer is a failure.
+pub(crate) fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Finds `bin` in `PATH` and the usual sbin directories (`dockerd` lives in
+/// `/usr/sbin`, which a non-root `PATH` may lack).
+fn which(bin: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+}
+
+/// The peers a test needs, or `None` (after printing a skip note) when one
+/// is missing outside CI. Under CI (`CI=true`) a missing peer, or not being
+/// root when dockerd is needed, fails the test: the interop suite must never
+/// be skipped silently.
+pub(crate) fn require(test: &str, bins: &[&str]) -> Option<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for bin in bins {
+        match which(bin) {
+            Some(p) => found.push(p),
+            None => missing.push(*bin),
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let why = if !missing.is_empty() {
+        format!("{} not installed", missing.join(", "))
+    } else if !root && bins.contains(&"dockerd") {
+        "dockerd needs root".to_owned()
+    } else {
+        return Some(found);
+    };
+    assert!(
+        !under_ci(),
+        "{test}: {why}, and CI=true: the interop suite must not be skipped \
+         (.ci/run installs docker.io and rclone)"
+    );
+    eprintln!("SKIP {test}: {why} (install docker.io and rclone to run it)");
+    None
+}
+
+/// A plugin name no other test process uses: `pt<pid><tag>`.
+pub(crate) fn unique_name(tag: &str) -> String {
+    format!("pt{}{tag}", std::process::id())
+}
+
+/// A free loopback tcp port (bound, then released for the peer to take).
+pub(crate) fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+fn short_tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("create a temporary directory in /tmp")
+}
+
+/// Polls `ready` every 20 ms until it holds or `timeout` passes.
+fn poll(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if ready() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a blocking command on tokio's blocking pool, so fake plugins served
+/// by the test's own runtime keep answering meanwhile.
+pub(crate) async fn run(mut cmd: Command) -> Output {
+    let what = format!("{cmd:?}");
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("blocking task")
+        .unwrap_or_else(|e| panic!("run {what}: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// dockerd
+// ---------------------------------------------------------------------------
+
+/// A private dockerd: its own data-root, exec-root, pidfile, key file and
+/// API socket under a temporary directory; no networking. It still reads
+/// the host's plugin directories (it always does).
+///
+/// Dropping it stops it (SIGTERM; once it logs `Daemon shutdown complete`
+/// the process only lingers for grpc reconnect timeouts, so it is then
+/// killed), makes sure its data-root bind mount is gone and removes the
+/// directory.
+pub(crate) struct Dockerd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl Dockerd {
+    /// Starts dockerd and waits until `GET /_ping` answers `OK`.
+    pub(crate) fn start(dockerd: &Path) -> Dockerd {
+        let dir = short_tempdir("dk");
+        let d = dir.path();
+        for sub in ["data", "exec", "cli"] {
+            fs::create_dir(d.join(sub)).expect("mkdir");
+        }
+        let config = d.join("daemon.json");
+        fs::write(
+            &config,
+            serde_json::json!({ "deprecated-key-path": d.join("key.json") }).to_string(),
+        )
+        .expect("write daemon.json");
+        let socket = d.join("api.sock");
+        let log = fs::File::create(d.join("dockerd.log")).expect("create dockerd.log");
+        let child = Command::new(dockerd)
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--ip-forward=false",
+                "--ip-masq=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+            ])
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("dockerd.pid"))
+            .arg("--config-file")
+            .arg(&config)
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", dockerd.display()));
+        let mut daemon = Dockerd {
+            child: Some(child),
+            dir,
+            socket,
+        };
+        let ready = poll(Duration::from_secs(20), || daemon.ping() || daemon.exited());
+        assert!(
+            ready && !daemon.exited(),
+            "dockerd did not become ready; log tail:\n{}",
+            daemon.log_tail()
+        );
+        daemon
+    }
+
+    fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut s) = UnixStream::connect(&self.socket) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n").is_err() {
+            return false;
+        }
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200")
+    }
+
+    /// `unix://<api socket>`, for `DOCKER_HOST`.
+    pub(crate) fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// The last 40 lines of dockerd's log.
+    pub(crate) fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// The docker CLI pointed at this daemon (and at a private CLI config
+    /// directory), ready to run.
+    pub(crate) fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = Command::new(which("docker").unwrap_or_else(|| "docker".into()));
+        cmd.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("cli"))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `docker <args>` against this daemon.
+    pub(crate) async fn docker<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        run(self.command(args)).await
+    }
+
+    /// Runs `docker <args>`, asserts success and returns stdout.
+    pub(crate) async fn docker_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let out = self.docker(args).await;
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            out.status.success(),
+            "docker {} failed ({}):\nstdout: {}\nstderr: {}\ndockerd log tail:\n{}",
+            shown.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The daemon's `dockerd --version` line, as the API reports it
+    /// (`Docker version 20.10.24+dfsg1, build 5d6db84`).
+    pub(crate) async fn version(&self) -> String {
+        let v = self
+            .docker_ok(&[
+                "version",
+                "--format",
+                "Docker version {{.Server.Version}}, build {{.Server.GitCommit}}",
+            ])
+            .await;
+        v.trim().to_owned()
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: `pid` is our own child, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let log = self.dir.path().join("dockerd.log");
+        poll(Duration::from_secs(10), || {
+            child.try_wait().ok().flatten().is_some()
+                || fs::read_to_string(&log).is_ok_and(|l| l.contains("Daemon shutdown complete"))
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        // dockerd bind-mounts its data-root onto itself; a clean shutdown
+        // unmounts it, a killed daemon leaves it (and the directory
+        // cannot be removed).
+        let data = self.dir.path().join("data");
+        if is_mount_point(&data) {
+            use std::os::unix::ffi::OsStrExt;
+            let c = std::ffi::CString::new(data.as_os_str().as_bytes()).expect("no NUL");
+            // SAFETY: `c` is a valid NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+fn is_mount_point(path: &Path) -> bool {
+    let p = path.to_string_lossy();
+    fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(&*p)))
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// rclone
+// ---------------------------------------------------------------------------
+
+/// Where an [`Rclone`] listens.
+pub(crate) enum Listen {
+    /// A unix socket at this path.
+    Unix(PathBuf),
+    /// Loopback tcp on this port (`--no-spec`: the test writes any spec).
+    Tcp(u16),
+}
+
+/// `rclone serve docker` with a private base, cache and (empty) config, so
+/// it reads and writes nothing of the host's. Dropping it sends SIGTERM
+/// (rclone then removes its socket), waits, and kills it if needed.
+pub(crate) struct Rclone {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Rclone {
+    /// Starts rclone and waits until its socket accepts connections.
+    pub(crate) fn start(rclone: &Path, listen: Listen) -> Rclone {
+        let dir = short_tempdir("rc");
+        let d = dir.path();
+        let config = d.join("rclone.conf");
+        fs::write(&config, "").expect("write rclone.conf");
+        let log = fs::File::create(d.join("rclone.log")).expect("create rclone.log");
+        let mut cmd = Command::new(rclone);
+        cmd.args(["serve", "docker", "--socket-addr"]);
+        match &listen {
+            Listen::Unix(p) => cmd.arg(p),
+            Listen::Tcp(port) => cmd.arg(format!("127.0.0.1:{port}")).arg("--no-spec"),
+        };
+        cmd.arg("--base-dir")
+            .arg(d.join("base"))
+            .arg("--cache-dir")
+            .arg(d.join("cache"))
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", rclone.display()));
+        let mut guard = Rclone {
+            child: Some(child),
+            dir,
+        };
+        let ready = poll(Duration::from_secs(10), || {
+            let up = match &listen {
+                Listen::Unix(p) => UnixStream::connect(p).is_ok(),
+                Listen::Tcp(port) => std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok(),
+            };
+            up || guard.exited()
+        });
+        assert!(
+            ready && !guard.exited(),
+            "rclone did not start listening; log:\n{}",
+            guard.log()
+        );
+        guard
+    }
+
+    fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
+    /// rclone's volume base directory (mountpoints are `<base>/<volume>`).
+    pub(crate) fn base_dir(&self) -> PathBuf {
+        self.dir.path().join("base")
+    }
+
+    /// rclone's log so far.
+    pub(crate) fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("rclone.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Rclone {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: our own child, not yet reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            poll(Duration::from_secs(5), || {
+                child.try_wait().ok().flatten().is_some()
+            });
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Host plugin directories
+// ---------------------------------------------------------------------------
+
+/// The files (and the directories, if it had to create them) a test put in
+/// `/run/docker/plugins` and `/etc/docker/plugins`. Dropping it removes
+/// exactly those, never anything else.
+#[derive(Default)]
+pub(crate) struct HostPluginFiles {
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+impl HostPluginFiles {
+    pub(crate) fn new() -> HostPluginFiles {
+        HostPluginFiles::default()
+    }
+
+    /// Makes sure `dir` exists, remembering the directories it created.
+    fn ensure_dir(&mut self, dir: &Path) {
+        let mut missing = Vec::new();
+        let mut d = Some(dir);
+        while let Some(p) = d {
+            if p.exists() {
+                break;
+            }
+            missing.push(p.to_path_buf());
+            d = p.parent();
+        }
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        // Removed deepest first.
+        self.dirs.extend(missing);
+    }
+
+    /// Claims `<dir>/<file>`: makes sure the directory exists, refuses to
+    /// take over a file that is already there, and registers the path for
+    /// removal. Returns the path (nothing is created at it).
+    pub(crate) fn claim(&mut self, dir: &str, file: &str) -> PathBuf {
+        let dir = Path::new(dir);
+        self.ensure_dir(dir);
+        let path = dir.join(file);
+        assert!(
+            fs::symlink_metadata(&path).is_err(),
+            "{} already exists: not ours, refusing to touch it",
+            path.display()
+        );
+        self.files.push(path.clone());
+        path
+    }
+
+    /// A socket path in `/run/docker/plugins`, registered for removal.
+    pub(crate) fn socket(&mut self, name: &str) -> PathBuf {
+        self.claim(HOST_SOCKET_DIR, &format!("{name}.sock"))
+    }
+
+    /// Writes `/etc/docker/plugins/<file>` and registers it for removal.
+    pub(crate) fn spec(&mut self, file: &str, contents: &str) -> PathBuf {
+        let path = self.claim(HOST_SPEC_DIR, file);
+        fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    }
+}
+
+impl Drop for HostPluginFiles {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = fs::remove_file(f);
+        }
+        for d in &self.dirs {
+            // Only if empty: something else may have put files there since.
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
