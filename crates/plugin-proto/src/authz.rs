@@ -305,6 +305,7 @@ mod tests {
 
     #[test]
     fn request_bytes_follow_go_tags() {
+        // checklist 21: omitempty tags, base64 []byte, HTML escaping
         let r = AuthZReq(Request {
             user: "alice".into(),
             request_method: "GET".into(),
@@ -366,6 +367,7 @@ mod tests {
 
     #[test]
     fn pem_reading_is_lenient_but_never_panics() {
+        // no checklist item: Docker's PeerCertificate JSON; must not panic where Go does
         let with_headers = "junk\n-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\nAAEC\r\nAw==\n-----END CERTIFICATE-----\ntrailer";
         assert_eq!(
             PeerCertificate::from_pem(with_headers.as_bytes())
@@ -393,6 +395,7 @@ mod tests {
 
     #[test]
     fn bytes_decode_like_go() {
+        // checklist 22: Go's []byte decoding (StdEncoding, null is empty)
         let r: Request = decode_message(br#"{"RequestBody":"e30=","ResponseBody":null}"#).unwrap();
         assert_eq!(r.request_body, b"{}");
         assert!(r.response_body.is_empty());
@@ -444,6 +447,7 @@ mod tests {
 
     #[test]
     fn response_serialisation() {
+        // spec §4: Allow always present, Msg and Err omitted when empty
         assert_eq!(
             serde_json::to_string(&Response::default()).unwrap(),
             r#"{"Allow":false}"#
@@ -463,6 +467,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
+        // checklist 21/22: every authz message survives encode and decode
         for r in [Request::default(), full()] {
             let wire = encode_args(Some(&r)).unwrap();
             assert_eq!(serde_json::from_slice::<Request>(&wire).unwrap(), r);
@@ -492,12 +497,14 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn pem_round_trips(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            // no checklist item: PEM text round trip
             let c = PeerCertificate::from_der(bytes);
             proptest::prop_assert_eq!(PeerCertificate::from_pem(c.to_pem().as_bytes()).unwrap(), c);
         }
 
         #[test]
         fn pem_never_panics(s in "\\PC{0,80}") {
+            // crate invariant: parsers never panic
             let _ = PeerCertificate::from_pem(s.as_bytes());
         }
     }

@@ -285,6 +285,7 @@ mod tests {
 
     #[test]
     fn request_bytes() {
+        // checklist 21: Go encoding of the IPAM requests
         let r = RequestPoolRequest {
             address_space: "LocalDefault".into(),
             pool: String::new(),
@@ -374,6 +375,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
+        // checklist 21/22: every IPAM message survives encode and decode
         round_trip(&GetCapabilitiesRequest {});
         round_trip(&CapabilitiesResponse {
             requires_mac_address: true,
@@ -421,6 +423,7 @@ mod tests {
 
     #[test]
     fn methods() {
+        // checklist 15: every method is a valid `Subsystem.Method` path
         let all = [
             <GetCapabilitiesRequest as Call>::METHOD,
             <GetDefaultAddressSpacesRequest as Call>::METHOD,

@@ -807,6 +807,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
+        // checklist 21/22: every LogDriver message survives encode and decode
         fn rt<
             T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + Default,
         >(
@@ -890,6 +891,7 @@ mod tests {
 
     #[test]
     fn protobuf_skips_unknown_fields_and_merges() {
+        // no checklist item: entry.proto decoding rules (module docs)
         let mut bytes = vec![
             0x32, 3, 0x0a, 1, b'k', // field 6 (attrs in the daemon's internal proto)
             0x38, 0x96, 0x01, // field 7 varint
@@ -911,6 +913,7 @@ mod tests {
 
     #[test]
     fn protobuf_garbage_is_an_error_not_a_panic() {
+        // no checklist item: Docker's generated decoder errors, never a panic
         let cases: &[(&[u8], LogError)] = &[
             (&[0x0a], LogError::Truncated),
             (&[0x0a, 5, b'a'], LogError::Truncated),
@@ -987,6 +990,7 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_report_need_more() {
+        // no checklist item: the 4-byte big-endian length framing (module docs)
         let mut stream = Vec::new();
         encode_frame(&entry(), &mut stream).unwrap();
         encode_frame(&LogEntry::default(), &mut stream).unwrap();
@@ -1044,6 +1048,7 @@ mod tests {
 
     #[test]
     fn oversized_and_garbage_frames_are_errors() {
+        // no checklist item: frame length cap (module docs)
         assert_eq!(
             decode_frame(&[0xff, 0xff, 0xff, 0xff]).unwrap_err(),
             LogError::FrameTooLarge {
@@ -1063,6 +1068,7 @@ mod tests {
 
     #[test]
     fn frame_decoder_handles_byte_at_a_time_input() {
+        // no checklist item: framing over a stream read in pieces
         let entries = vec![
             entry(),
             LogEntry::default(),
@@ -1103,6 +1109,7 @@ mod tests {
             partial in proptest::prelude::any::<bool>(),
             md in proptest::option::of((proptest::prelude::any::<bool>(), "\\PC{0,8}", proptest::prelude::any::<i32>())),
         ) {
+            // no checklist item: LogEntry protobuf round trip
             let e = LogEntry {
                 source,
                 time_nano,
@@ -1120,6 +1127,7 @@ mod tests {
 
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            // crate invariant: parsers never panic
             let _ = LogEntry::decode(&bytes);
             let _ = decode_frame(&bytes);
             let mut dec = FrameDecoder::with_limit(32);

@@ -684,6 +684,7 @@ mod tests {
 
     #[test]
     fn null_as_default_accepts_missing_null_and_present_with_plain_serde() {
+        // checklist 22: a missing or null field keeps its zero value (plain serde_json path)
         let p: Probe = serde_json::from_str(r#"{"Name":null,"Count":null,"List":null}"#).unwrap();
         assert_eq!(p, Probe::default());
         let p: Probe = serde_json::from_str("{}").unwrap();
@@ -727,6 +728,7 @@ mod tests {
 
     #[test]
     fn go_rules_errors() {
+        // checklist 22: an empty body is EOF, a cut one unexpected EOF; Go never fills a struct from an array
         assert_eq!(decode_message::<Probe>(b"").unwrap_err(), DecodeError::Eof);
         assert_eq!(
             decode_message::<Probe>(b"{\"Name\":").unwrap_err(),
@@ -743,6 +745,7 @@ mod tests {
 
     #[test]
     fn nested_structs_fold_too() {
+        // checklist 22: Go key matching applies at every depth
         let p: Probe =
             decode_message(br#"{"inner":{"name":"n","when":"2020-01-02T03:04:05Z"}}"#).unwrap();
         let inner = p.inner.unwrap();
@@ -752,6 +755,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_becomes_replacement_character() {
+        // spec §12: invalid UTF-8 inside a string becomes U+FFFD
         let p: Probe = decode_message(b"{\"Name\":\"a\xffb\"}").unwrap();
         assert_eq!(p.name, "a\u{fffd}b");
     }
@@ -776,6 +780,7 @@ mod tests {
 
     #[test]
     fn empty_is_braces_and_accepts_any_object() {
+        // spec §5 / checklist 21: struct{} requests go out as `{}\n`
         assert_eq!(&encode_args(Some(&Empty {})).unwrap()[..], b"{}\n");
         assert_eq!(decode_message::<Empty>(br#"{"a":1}"#).unwrap(), Empty {});
         assert_eq!(
@@ -786,6 +791,7 @@ mod tests {
 
     #[test]
     fn go_time_zero_and_epoch() {
+        // no checklist item: Go time.Time JSON, carried by the log driver's Info and ReadConfig
         assert_eq!(GoTime::default().to_string(), "0001-01-01T00:00:00Z");
         assert!(GoTime::default().is_zero());
         assert_eq!(GoTime::parse("0001-01-01T00:00:00Z").unwrap(), GoTime::ZERO);
@@ -825,6 +831,7 @@ mod tests {
 
     #[test]
     fn go_time_rejects_what_go_rejects() {
+        // no checklist item: Go's strict RFC 3339 parse (time.Time.UnmarshalJSON)
         for bad in [
             "",
             "2017-01-02",
@@ -849,6 +856,7 @@ mod tests {
 
     #[test]
     fn go_time_json() {
+        // no checklist item: Go's time.Time MarshalJSON / UnmarshalJSON
         let t: GoTime = serde_json::from_str(r#""2017-01-02T03:04:05Z""#).unwrap();
         assert_eq!(
             serde_json::to_string(&t).unwrap(),
@@ -866,6 +874,7 @@ mod tests {
 
     #[test]
     fn civil_round_trip_over_a_wide_range() {
+        // no checklist item: calendar arithmetic behind GoTime
         for days in (-800_000..800_000).step_by(997) {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
@@ -875,6 +884,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn go_time_text_round_trips(secs in -62_135_596_800i64..253_402_300_799, nanos in 0u32..1_000_000_000, off in -1439i32..1440) {
+            // no checklist item: GoTime text round trip
             let t = GoTime::from_unix(secs, nanos).with_offset(off * 60).unwrap();
             if (0..=9999).contains(&t.year()) {
                 let back = GoTime::parse(&t.to_string()).unwrap();
@@ -884,11 +894,13 @@ mod tests {
 
         #[test]
         fn go_time_parse_never_panics(s in "\\PC{0,40}") {
+            // crate invariant: parsers never panic
             let _ = GoTime::parse(&s);
         }
 
         #[test]
         fn decode_message_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            // crate invariant: parsers never panic (checklist 22 decoder)
             let _ = decode_message::<Probe>(&bytes);
         }
     }

@@ -94,6 +94,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_methods() {
+        // checklist 15: valid method paths; messages survive encode and decode
         for (m, want) in [
             (<StartMetricsRequest as Call>::METHOD, START_METRICS),
             (<StopMetricsRequest as Call>::METHOD, STOP_METRICS),

@@ -634,6 +634,7 @@ mod tests {
 
     #[test]
     fn create_network_bytes() {
+        // checklist 21: Go encoding (nil slice as null, trailing newline)
         let req = CreateNetworkRequest {
             network_id: "n1".into(),
             options: opts(),
@@ -649,6 +650,7 @@ mod tests {
 
     #[test]
     fn endpoint_and_join_bytes() {
+        // checklist 21: Go encoding of the remote driver requests
         let req = CreateEndpointRequest {
             network_id: "n".into(),
             endpoint_id: "e".into(),
@@ -745,6 +747,7 @@ mod tests {
 
     #[test]
     fn replies_tolerate_nulls_unknowns_and_empty_bodies() {
+        // checklist 22 and spec §4 (libnetwork reads Err on 200)
         let j = decode_call_reply::<JoinRequest>(
             br#"{"InterfaceName":null,"StaticRoutes":null,"Gateway":null,"HostsPath":"/x","Err":null}"#,
         )
@@ -760,6 +763,7 @@ mod tests {
 
     #[test]
     fn discovery_newtypes_are_transparent() {
+        // checklist 21: the notification body is the Go struct, not a wrapper
         let n = DiscoverDeleteRequest(DiscoveryNotification {
             discovery_type: NODE_DISCOVERY,
             discovery_data: serde_json::to_value(NodeDiscoveryData {
@@ -778,6 +782,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
+        // checklist 21/22: every remote-driver message survives encode and decode
         round_trip(&GetCapabilitiesRequest {});
         round_trip(&CapabilitiesResponse {
             scope: GLOBAL_SCOPE.into(),
@@ -884,6 +889,7 @@ mod tests {
 
     #[test]
     fn methods() {
+        // checklist 15: every method is a valid `Subsystem.Method` path
         let all = [
             <GetCapabilitiesRequest as Call>::METHOD,
             <CreateNetworkRequest as Call>::METHOD,

@@ -363,6 +363,7 @@ mod tests {
 
     #[test]
     fn other_request_keys() {
+        // spec §5 table / checklist 21: Go field names are the keys
         let m = MountRequest {
             name: "v".into(),
             id: "abc".into(),
@@ -428,6 +429,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
+        // spec §5 table: every VolumeDriver message survives encode and decode
         round_trip(&CreateRequest {
             name: "v".into(),
             opts: opts(),
@@ -507,6 +509,7 @@ mod tests {
 
     #[test]
     fn replies_accept_missing_null_and_empty_err() {
+        // spec §4: an empty, missing or null Err is success
         for body in [&b"{}"[..], br#"{"Err":null}"#, br#"{"Err":""}"#, b"null"] {
             let r = decode_call_reply::<PathRequest>(body).unwrap();
             assert_eq!(r, PathResponse::default(), "{body:?}");
@@ -518,6 +521,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_nulls_are_tolerated() {
+        // checklist 22: unknown keys ignored, null keeps the zero value
         let g = decode_call_reply::<GetRequest>(
             br#"{"Volume":{"Name":"v","Mountpoint":null,"CreatedAt":null,"Status":null,"Extra":1},"Err":null,"Other":[1,2]}"#,
         )
@@ -548,6 +552,7 @@ mod tests {
 
     #[test]
     fn reply_serialisation() {
+        // spec §4: replies leave out an empty Err
         let v = Volume {
             name: "v".into(),
             mountpoint: "/m".into(),
