@@ -1,0 +1,146 @@
+//! One HTTP request in, one response out: the protocol rules of spec §4
+//! from the plugin's side.
+//!
+//! - Only `POST` (anything else is `405`).
+//! - The path is `/<Subsystem>.<Method>`; the `Host` header (empty from
+//!   Docker 20.10, `plugin.moby.localhost` from newer engines, `host:port`
+//!   on tcp) and `Accept` are never looked at.
+//! - Replies carry `Content-Type: application/vnd.docker.plugins.v1.1+json`.
+//! - A [`PluginError`] is its status (500 unless chosen) with
+//!   `{"Err":"<message>"}`; a body that does not decode is a 400 the same
+//!   way; a body over the limit is a 413.
+//! - An unknown method is Go's `404 page not found\n` (text/plain), byte
+//!   for byte what go-plugins-helpers' mux answers, so engines see the
+//!   familiar `<Method>: 404 page not found` and libnetwork's
+//!   `IsNotFound` treats optional methods as absent.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{ALLOW, CONTENT_TYPE as CT};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::plugin::Route;
+use crate::reply::{CONTENT_TYPE, OutBody};
+use crate::{Plugin, PluginError};
+
+/// The body of Go's `http.NotFound`.
+const NOT_FOUND_BODY: &str = "404 page not found\n";
+
+pub(crate) async fn handle(
+    plugin: Arc<Plugin>,
+    max_body: usize,
+    req: Request<Incoming>,
+) -> Result<Response<OutBody>, Infallible> {
+    let start = Instant::now();
+    let method = req
+        .uri()
+        .path()
+        .strip_prefix('/')
+        .unwrap_or(req.uri().path())
+        .to_owned();
+    let resp = respond(&plugin, max_body, &method, req).await;
+    tracing::debug!(
+        method = %method,
+        status = resp.status().as_u16(),
+        elapsed_us = start.elapsed().as_micros() as u64,
+        "plugin call"
+    );
+    Ok(resp)
+}
+
+async fn respond(
+    plugin: &Plugin,
+    max_body: usize,
+    method: &str,
+    req: Request<Incoming>,
+) -> Response<OutBody> {
+    if req.method() != Method::POST {
+        let mut resp = error_response(&PluginError::with_status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {} not allowed: plugin calls are POST", req.method()),
+        ));
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    let handler = match plugin.route(method) {
+        Route::NotFound => return not_found(),
+        Route::Activate(reply) => return ok_response(reply),
+        Route::Handler(h) => h,
+    };
+    let body = match Limited::new(req.into_body(), max_body).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return error_response(&PluginError::with_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body larger than {max_body} bytes"),
+            ));
+        }
+        Err(e) => {
+            return error_response(&PluginError::with_status(
+                StatusCode::BAD_REQUEST,
+                format!("reading request body: {e}"),
+            ));
+        }
+    };
+    // The handler runs on its own task: a panic in plugin code becomes a
+    // 500 instead of a dropped connection (which Docker would retry, body
+    // and all), and a call the engine gave up on still runs to the end
+    // rather than stopping half-way through, say, creating a volume.
+    let task = tokio::spawn(handler(body));
+    match task.await {
+        Ok(Ok(reply)) => ok_response(reply),
+        Ok(Err(e)) => {
+            if e.status().is_server_error() {
+                tracing::warn!(method, error = %e, "plugin call failed");
+            }
+            error_response(&e)
+        }
+        Err(join) => {
+            tracing::error!(method, error = %join, "plugin handler panicked");
+            error_response(&PluginError::new(format!(
+                "{method}: plugin handler panicked"
+            )))
+        }
+    }
+}
+
+fn ok_response(reply: crate::Reply) -> Response<OutBody> {
+    let mut resp = Response::new(OutBody::from_reply(reply.body));
+    resp.headers_mut().insert(CT, reply.content_type);
+    resp
+}
+
+/// `{"Err":"<message>"}\n` with the error's status and the plugin media
+/// type, as go-plugins-helpers' `EncodeResponse` writes it.
+pub(crate) fn error_response(e: &PluginError) -> Response<OutBody> {
+    #[derive(serde::Serialize)]
+    struct ErrBody<'a> {
+        #[serde(rename = "Err")]
+        err: &'a str,
+    }
+    let body = plugin_proto::encode_args(Some(&ErrBody { err: e.message() }))
+        .unwrap_or_else(|_| Bytes::from_static(b"{\"Err\":\"plugin error\"}\n"));
+    let mut resp = Response::new(OutBody::full(body));
+    *resp.status_mut() = e.status();
+    resp.headers_mut()
+        .insert(CT, HeaderValue::from_static(CONTENT_TYPE));
+    resp
+}
+
+fn not_found() -> Response<OutBody> {
+    let mut resp = Response::new(OutBody::full(Bytes::from_static(NOT_FOUND_BODY.as_bytes())));
+    *resp.status_mut() = StatusCode::NOT_FOUND;
+    let h = resp.headers_mut();
+    h.insert(CT, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}

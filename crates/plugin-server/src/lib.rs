@@ -1,0 +1,102 @@
+//! The plugin-author kit: serve Docker v1 plugin subsystems the way
+//! Docker's engine expects, and leave nothing stale behind.
+//!
+//! Implement a trait per subsystem ([`VolumeDriver`], [`NetworkDriver`],
+//! [`IpamDriver`], [`AuthzPlugin`], [`LogDriver`], [`MetricsCollector`]),
+//! register the implementations on a [`PluginBuilder`], and serve the
+//! [`Plugin`] with a [`Server`] on a [`Listener`]:
+//!
+//! - `POST /Plugin.Activate` answers `{"Implements":[…]}` with the kinds
+//!   registered, in registration order;
+//! - `POST /<Subsystem>.<Method>` decodes the body leniently (an empty
+//!   body is the default request, Go's JSON rules otherwise), calls the
+//!   method and answers JSON with go-plugins-helpers' media type
+//!   ([`CONTENT_TYPE`]); a [`PluginError`] is `500 {"Err":"…"}`, which
+//!   Docker shows as `<Method>: …`; details in the [`http`](crate::http)
+//!   module notes below;
+//! - listeners: a unix socket (stale sockets replaced, live ones refused),
+//!   systemd socket activation ([`Listener::systemd`]), or tcp with a
+//!   [`SpecFile`] (`.spec`, or `.json` with `TLSConfig`) and optional
+//!   rustls TLS ([`TlsConfig`]);
+//! - shutdown on SIGINT/SIGTERM (or a future of yours): stop accepting,
+//!   finish in-flight calls within a deadline, then remove the socket and
+//!   spec files this process created, and only those (compared by inode),
+//!   so a restarted plugin's files survive the old one's exit.
+//!
+//! A raw escape hatch ([`PluginBuilder::raw`], [`PluginBuilder::implements`])
+//! serves any other `Subsystem.Method` from bytes to bytes.
+//!
+//! ```no_run
+//! use plugin_server::volume::*;
+//! use plugin_server::{Listener, Plugin, PluginError, Server};
+//!
+//! struct Nop;
+//! impl VolumeDriver for Nop {
+//!     async fn create(&self, _: CreateRequest) -> Result<(), PluginError> { Ok(()) }
+//!     async fn remove(&self, _: RemoveRequest) -> Result<(), PluginError> { Ok(()) }
+//!     async fn path(&self, _: PathRequest) -> Result<PathResponse, PluginError> {
+//!         Ok(PathResponse::default())
+//!     }
+//!     async fn mount(&self, _: MountRequest) -> Result<MountResponse, PluginError> {
+//!         Err(PluginError::new("cannot mount"))
+//!     }
+//!     async fn unmount(&self, _: UnmountRequest) -> Result<(), PluginError> { Ok(()) }
+//!     async fn get(&self, r: GetRequest) -> Result<GetResponse, PluginError> {
+//!         Err(PluginError::new(format!("no such volume: {}", r.name)))
+//!     }
+//!     async fn list(&self) -> Result<ListResponse, PluginError> { Ok(ListResponse::default()) }
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let plugin = Plugin::builder().volume(Nop).build()?;
+//! Server::new(plugin).serve(Listener::plugin_socket("nop")?).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! HTTP details: only `POST` (otherwise `405`); `Host` and `Accept` are
+//! never checked (Docker 20.10 sends an empty `Host`); a body that does
+//! not decode is `400 {"Err":"bad request body: …"}`, one over the limit
+//! `413`; an unknown method is Go's `404 page not found\n` in text/plain,
+//! exactly what go-plugins-helpers' mux answers; HTTP/1.1 with keep-alive
+//! and no idle timeout (Docker pools connections indefinitely).
+//!
+//! **What it must never do:** depend on the engine side
+//! (`plugin-discovery`, `plugin-client`, `plugin-registry`) — a plugin does
+//! not carry the engine; remove a file it did not create; or let a handler
+//! panic take a connection down (it becomes a 500).
+
+mod error;
+mod http;
+mod listen;
+mod plugin;
+mod reply;
+mod serve;
+mod spec;
+mod systemd;
+mod tls;
+
+pub mod authz;
+pub mod ipam;
+pub mod log;
+pub mod metrics;
+pub mod network;
+pub mod volume;
+
+pub use authz::AuthzPlugin;
+pub use error::{BuildError, PluginError, ServeError};
+pub use ipam::IpamDriver;
+pub use listen::{DEFAULT_SOCKET_DIR, ListenAddr, Listener};
+pub use log::LogDriver;
+pub use metrics::MetricsCollector;
+pub use network::NetworkDriver;
+pub use plugin::{Plugin, PluginBuilder, decode_request};
+pub use reply::{CONTENT_TYPE, Reply};
+pub use serve::{DEFAULT_MAX_REQUEST_BODY, DEFAULT_SHUTDOWN_TIMEOUT, Server};
+pub use spec::{DEFAULT_SPEC_DIR, SpecFile};
+pub use systemd::{LISTEN_FDS_START, SystemdError, listen_fds};
+pub use tls::{TlsConfig, TlsError};
+pub use volume::VolumeDriver;
+
+/// The protocol core this kit builds on (typed messages, `Manifest`,
+/// `TlsOptions` for `.json` specs).
+pub use plugin_proto;
