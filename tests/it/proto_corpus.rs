@@ -1,1 +1,96 @@
-//! (being written)
+//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/*`) through the
+//! fuzz target bodies in `plugin_proto::fuzzing`, on stable and without
+//! libFuzzer, so every seed and every crash ever found stays a regression
+//! test.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::panic;
+use std::path::{Path, PathBuf};
+
+use plugin_proto::fuzzing::TARGETS;
+
+fn corpus_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus")
+}
+
+/// The files of one target's corpus, sorted so failures are reproducible.
+fn corpus_files(target: &str) -> Vec<PathBuf> {
+    let dir = corpus_root().join(target);
+    let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+                .path()
+        })
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_fuzz_target_has_a_non_empty_corpus() {
+    for (name, _) in TARGETS {
+        assert!(
+            !corpus_files(name).is_empty(),
+            "fuzz/corpus/{name}/ is missing or empty: add seeds for the target"
+        );
+    }
+}
+
+#[test]
+fn every_corpus_directory_belongs_to_a_target() {
+    let targets: BTreeSet<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
+    let root = corpus_root();
+    for entry in fs::read_dir(&root).unwrap_or_else(|e| panic!("{}: {e}", root.display())) {
+        let path = entry.expect("corpus entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            path.is_dir() && targets.contains(name.as_str()),
+            "fuzz/corpus/{name} is not the corpus of a target in plugin_proto::fuzzing::TARGETS \
+             (it would never be replayed)"
+        );
+    }
+}
+
+#[test]
+fn every_fuzz_target_has_a_libfuzzer_entry() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/fuzz_targets");
+    for (name, _) in TARGETS {
+        let file = dir.join(format!("{name}.rs"));
+        let text = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(
+            text.contains(&format!("plugin_proto::fuzzing::{name}(")),
+            "{} does not call plugin_proto::fuzzing::{name}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn corpus_replays_without_panics() {
+    let mut failures = Vec::new();
+    let mut replayed = 0;
+    for (name, target) in TARGETS {
+        for file in corpus_files(name) {
+            let data = fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            // Each panic is reported (with its message on stderr) and the
+            // replay goes on, so one run lists every failing file.
+            if panic::catch_unwind(|| target(&data)).is_err() {
+                failures.push(format!("{name}: {}", file.display()));
+            }
+            replayed += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {replayed} corpus files panicked:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
