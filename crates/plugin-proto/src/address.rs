@@ -408,6 +408,13 @@ fn parse_authority(authority: &str) -> Result<(String, bool), String> {
             };
             check_port(digits)?;
         }
+        // An empty port (`[::1]:`) is no port, as for other hosts: Go dials
+        // the default port and drops the colon from `Host`.
+        let host = if port == ":" {
+            &host[..host.len() - 1]
+        } else {
+            host
+        };
         return Ok((host.to_owned(), port.len() > 1));
     }
     let (name, port) = match host.rfind(':') {
@@ -423,6 +430,7 @@ fn parse_authority(authority: &str) -> Result<(String, bool), String> {
             quote(&bad.to_string())
         ));
     }
+    check_host_escapes(name)?;
     let unescaped = unescape_path(name)?;
     let has_port = port.is_some_and(|p| !p.is_empty());
     let host = match port {
@@ -432,6 +440,25 @@ fn parse_authority(authority: &str) -> Result<(String, bool), String> {
         _ => unescaped,
     };
     Ok((host, has_port))
+}
+
+/// Go's rule for hosts: `%XX` may only encode non-ASCII bytes (and `%25`,
+/// a percent sign), so `a%3Ab` or `a%2Fb` never reach the dial target.
+/// Malformed escapes are left to [`unescape_path`], which reports them.
+fn check_host_escapes(name: &str) -> Result<(), String> {
+    let bytes = name.as_bytes();
+    for (i, _) in name.match_indices('%') {
+        let Some(hex) = bytes.get(i + 1..i + 3) else {
+            return Ok(());
+        };
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return Ok(());
+        }
+        if hex[0] < b'8' && hex != b"25" {
+            return Err(format!("invalid URL escape {}", quote(&name[i..i + 3])));
+        }
+    }
+    Ok(())
 }
 
 fn check_port(port: &str) -> Result<(), String> {
@@ -692,6 +719,39 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "parse \"tcp://a b:1\": invalid character \" \" in host name"
+        );
+    }
+
+    #[test]
+    fn ipv6_host_with_an_empty_port_dials_the_default_port() {
+        // Found by fuzzing (addr_parse): the dial target was "[::1]::80".
+        let a = parse("tcp://[::1]:");
+        assert_eq!(a.endpoint(), &Endpoint::Tcp("[::1]:80".into()));
+        assert_eq!(a.host_header(), "[::1]");
+        let a = parse("https://[::1]:/x");
+        assert_eq!(a.endpoint(), &Endpoint::Tcp("[::1]:443".into()));
+    }
+
+    #[test]
+    fn hosts_cannot_percent_encode_ascii() {
+        // Found by fuzzing (addr_parse): `a%3Ab` became the host "a:b".
+        // Go: "in the host component %-encoding can only be used for
+        // non-ASCII bytes" (and %25).
+        for (s, bad) in [
+            ("tcp://a%3Ab:1", "%3A"),
+            ("http://a%2Fb", "%2F"),
+            ("tcp://%41:1", "%41"),
+        ] {
+            assert_eq!(
+                Address::parse(s).unwrap_err().to_string(),
+                format!("parse \"{s}\": invalid URL escape \"{bad}\""),
+            );
+        }
+        assert_eq!(parse("tcp://a%25b:1").host_header(), "a%b:1");
+        assert_eq!(parse("tcp://b%C3%BC:1").host_header(), "bü:1");
+        assert_eq!(
+            Address::parse("tcp://a%zz%3A:1").unwrap_err().to_string(),
+            "parse \"tcp://a%zz%3A:1\": invalid URL escape \"%zz\""
         );
     }
 

@@ -220,6 +220,12 @@ pub(crate) fn fold_eq(a: &str, b: &str) -> bool {
 }
 
 fn simple_fold_eq(x: char, y: char) -> bool {
+    // Turkic dotless ı and dotted İ have case mappings to i/I but no simple
+    // case folding, so Go matches them only to themselves (found by the
+    // json_go_model fuzz target: `TLSConfıg` was taken for `TLSConfig`).
+    if matches!(x, '\u{130}' | '\u{131}') || matches!(y, '\u{130}' | '\u{131}') {
+        return false;
+    }
     let one = |mut it: std::char::ToUppercase| match (it.next(), it.next()) {
         (Some(c), None) => Some(c),
         _ => None,
@@ -319,12 +325,16 @@ pub(crate) fn string_list_field(
             Ok(())
         }
         GoValue::Array(items) => {
+            // Go decodes into the existing slice, and `null` leaves a string
+            // alone: a null element keeps what the previous array (a
+            // duplicate key) had at that index, and is "" past its end.
+            // Found by the json_go_model fuzz target.
+            let old = slot.as_deref().unwrap_or_default();
             let mut out = Vec::with_capacity(items.len());
-            for item in items {
+            for (i, item) in items.iter().enumerate() {
                 match item {
                     GoValue::String(s) => out.push(s.clone()),
-                    // Go zero-fills a null element.
-                    GoValue::Null => out.push(String::new()),
+                    GoValue::Null => out.push(old.get(i).cloned().unwrap_or_default()),
                     other => return Err(DecodeError::field(other.kind(), strukt, path, "string")),
                 }
             }
@@ -427,6 +437,30 @@ mod tests {
         assert!(fold_eq("\u{212a}ey", "key"));
         assert!(!fold_eq("TLSConfi", "TLSConfig"));
         assert!(!fold_eq("Addr_", "Addr"));
+        // No simple folding for the Turkic i's, whatever their case mappings.
+        assert!(!fold_eq("TLSConf\u{131}g", "TLSConfig"));
+        assert!(!fold_eq("\u{130}mplements", "Implements"));
+        assert!(!fold_eq("\u{131}", "I"));
+    }
+
+    #[test]
+    fn null_list_elements_keep_the_previous_arrays_elements() {
+        // Go decodes a duplicate `[]string` key into the same slice.
+        let GoValue::Object(e) =
+            first_value(br#"{"L":["a","b","c"],"L":[null,"x"],"M":[null,"y"]}"#).unwrap()
+        else {
+            panic!()
+        };
+        let mut slot = None;
+        for v in GoValue::members(&e, "L") {
+            string_list_field(v, &mut slot, "S", "L").unwrap();
+        }
+        assert_eq!(slot, Some(vec!["a".to_owned(), "x".to_owned()]));
+        let mut slot = None;
+        for v in GoValue::members(&e, "M") {
+            string_list_field(v, &mut slot, "S", "M").unwrap();
+        }
+        assert_eq!(slot, Some(vec![String::new(), "y".to_owned()]));
     }
 
     #[test]
