@@ -352,6 +352,23 @@ mod tests {
     }
 
     #[test]
+    fn dockerd_recorded_bodies_reencode() {
+        // checklist 21: bodies dockerd 20.10 sent to a volume plugin, as
+        // recorded in tests/it/interop/dockerd-20.10-volume-requests.json.
+        fn check<C: Call + DeserializeOwned + Default + std::fmt::Debug>(body: &[u8]) {
+            let typed: C = decode_request(body).unwrap();
+            assert_eq!(&encode_request(&typed).unwrap()[..], body, "{typed:?}");
+        }
+        check::<CreateRequest>(
+            b"{\"Name\":\"v1\",\"Opts\":{\"html\":\"\\u003ca\\u0026b\\u003e\",\"k\":\"v\"}}\n",
+        );
+        check::<GetRequest>(b"{\"Name\":\"v1\"}\n");
+        check::<RemoveRequest>(b"{\"Name\":\"v1\"}\n");
+        check::<ListRequest>(b"{}\n");
+        check::<CapabilitiesRequest>(b"{}\n");
+    }
+
+    #[test]
     fn empty_requests_are_braces() {
         // spec §5 table: List and Capabilities send struct{} as {}\n
         assert_eq!(&encode_request(&ListRequest {}).unwrap()[..], b"{}\n");
