@@ -1,0 +1,469 @@
+//! The registry: resolve, activate once, cache, run handlers, list.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use plugin_client::{CallOptions, Client};
+use plugin_discovery::{LocalRegistry, PluginSpec};
+use plugin_proto::{ACTIVATE_METHOD, Manifest, retry::go_duration};
+use tokio::sync::watch;
+
+use crate::Plugin;
+use crate::error::{Error, ErrorKind};
+use crate::handler::Handler;
+use crate::listing::{ListState, Listing};
+use crate::policy::{LookupWait, Policy};
+use crate::watch::DirWatch;
+
+/// Resolves plugins by name, activates each once, runs extension-point
+/// handlers and lists plugins by kind.
+///
+/// Cheap to clone: clones share one cache. Every method needs a tokio
+/// runtime; activations run on spawned tasks, so a caller that gives up
+/// (drops its future) never leaves other waiters hanging.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    local: LocalRegistry,
+    policy: Policy,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    plugins: HashMap<String, Slot>,
+    handlers: Vec<Registered>,
+    next_handler: u64,
+    failures: HashMap<String, Failure>,
+}
+
+#[derive(Clone)]
+struct Registered {
+    id: u64,
+    kind: String,
+    handler: Arc<dyn Handler>,
+}
+
+#[derive(Clone)]
+struct Failure {
+    at: Instant,
+    state: ListState,
+    error: Error,
+}
+
+/// A stored plugin and the progress of its activation.
+#[derive(Clone)]
+struct Slot {
+    plugin: Arc<Plugin>,
+    progress: watch::Receiver<Progress>,
+}
+
+#[derive(Clone)]
+enum Progress {
+    Handshaking,
+    /// The manifest is in; handlers are running.
+    Handshaken,
+    Done(Result<(), Error>),
+}
+
+/// How a load was started: `get` may wait for the name to appear; a listing
+/// never waits and may skip retrying refused sockets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Get,
+    List,
+}
+
+tokio::task_local! {
+    /// Set while a task runs extension-point handlers, so that a handler
+    /// calling back into the registry is not made to wait for itself.
+    static IN_HANDLERS: ();
+}
+
+impl Registry {
+    /// A registry over `local`'s directories with `policy`.
+    pub fn new(local: LocalRegistry, policy: Policy) -> Registry {
+        Registry {
+            inner: Arc::new(Inner {
+                local,
+                policy,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// The discovery layer this registry resolves names with.
+    pub fn local(&self) -> &LocalRegistry {
+        &self.inner.local
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// Docker's `Get(name, kind)` (checklist 29–33): resolves `name`,
+    /// activates it once (concurrent callers share one handshake), runs due
+    /// handlers, and checks that it implements `kind`.
+    pub async fn get(&self, name: &str, kind: &str) -> Result<Arc<Plugin>, Error> {
+        if name.is_empty() {
+            return Err(ErrorKind::EmptyName.into());
+        }
+        let plugin = self.load(name, Mode::Get).await?;
+        if plugin.implements(kind) {
+            tracing::debug!("{name} implements: {kind}");
+            Ok(plugin)
+        } else {
+            Err(ErrorKind::NotImplemented {
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+            }
+            .into())
+        }
+    }
+
+    /// Every plugin that implements `kind` (checklist 35, divergences D9 and
+    /// D10): each name once, in scan order. Per-plugin failures are logged
+    /// and skipped; only a scan error fails the listing.
+    pub async fn get_all(&self, kind: &str) -> Result<Vec<Arc<Plugin>>, Error> {
+        let listings = self.list(kind).await?;
+        Ok(listings
+            .into_iter()
+            .filter(|l| l.state == ListState::Ok)
+            .filter_map(|l| l.plugin)
+            .filter(|p| p.implements(kind))
+            .collect())
+    }
+
+    /// What [`Registry::get_all`] saw for every discovered name, for
+    /// operators: ok (with the plugin and latency), skipped (its `.json`
+    /// spec declares other kinds), refused, missing, timeout or error.
+    pub async fn list(&self, kind: &str) -> Result<Vec<Listing>, Error> {
+        let names = self.inner.local.scan()?;
+        let mut seen = HashSet::new();
+        let unique: Vec<String> = names
+            .into_iter()
+            .filter(|n| seen.insert(n.clone()))
+            .collect();
+        Ok(join_all(unique.into_iter().map(|name| self.list_one(name, kind))).await)
+    }
+
+    async fn list_one(&self, name: String, kind: &str) -> Listing {
+        let start = Instant::now();
+        let policy = &self.inner.policy;
+        let stored = self.lock().plugins.get(&name).cloned();
+        if stored.is_none()
+            && let Some(f) = self.cached_failure(&name)
+        {
+            return Listing::failed(name, f.state, f.error, Duration::ZERO, true);
+        }
+        let load = async {
+            match stored {
+                Some(slot) => self.wait(slot).await,
+                None => {
+                    let spec = self.inner.local.plugin(&name)?;
+                    if policy.trust_declared_implements
+                        && let Some(declared) = spec.implements()
+                        && !declared.iter().any(|k| k == kind)
+                    {
+                        return Ok(None);
+                    }
+                    self.insert_or_join(spec, Mode::List).await
+                }
+            }
+            .map(Some)
+        };
+        let result = match policy.list_timeout {
+            Some(limit) => match tokio::time::timeout(limit, load).await {
+                Ok(r) => r,
+                Err(_) => Err(ErrorKind::ListTimeout {
+                    name: name.clone(),
+                    after: limit,
+                }
+                .into()),
+            },
+            None => load.await,
+        };
+        let latency = start.elapsed();
+        match result {
+            Ok(Some(plugin)) => {
+                self.lock().failures.remove(&name);
+                Listing::ok(name, plugin, latency)
+            }
+            Ok(None) => Listing::skipped(name, latency),
+            Err(error) => {
+                // Docker logs each failure with its plain text (checklist 37).
+                tracing::error!("{error}");
+                let state = ListState::of(&error);
+                if !policy.negative_ttl.is_zero() {
+                    let failure = Failure {
+                        at: Instant::now(),
+                        state,
+                        error: error.clone(),
+                    };
+                    self.lock().failures.insert(name.clone(), failure);
+                }
+                Listing::failed(name, state, error, latency, false)
+            }
+        }
+    }
+
+    fn cached_failure(&self, name: &str) -> Option<Failure> {
+        let ttl = self.inner.policy.negative_ttl;
+        let mut state = self.lock();
+        match state.failures.get(name) {
+            Some(f) if f.at.elapsed() < ttl => Some(f.clone()),
+            Some(_) => {
+                state.failures.remove(name);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Registers `handler` for plugins implementing `kind` and runs it, before
+    /// returning, for every plugin already activated that implements it.
+    /// Plugins activated later run it during their activation. Each handler
+    /// runs exactly once per plugin (checklist 34, divergence D12).
+    pub async fn handle(&self, kind: &str, handler: impl Handler) {
+        let handler: Arc<dyn Handler> = Arc::new(handler);
+        let (id, due) = {
+            let mut state = self.lock();
+            let id = state.next_handler;
+            state.next_handler += 1;
+            state.handlers.push(Registered {
+                id,
+                kind: kind.to_owned(),
+                handler: handler.clone(),
+            });
+            let due: Vec<Arc<Plugin>> = state
+                .plugins
+                .values()
+                .filter(|s| s.plugin.implements(kind))
+                .map(|s| s.plugin.clone())
+                .collect();
+            (id, due)
+        };
+        for plugin in due {
+            if plugin.claim_handler(id) {
+                IN_HANDLERS.scope((), handler.run(plugin)).await;
+            }
+        }
+    }
+
+    /// The plugins stored right now (activated or activating).
+    pub fn plugins(&self) -> Vec<Arc<Plugin>> {
+        let mut all: Vec<_> = self
+            .lock()
+            .plugins
+            .values()
+            .map(|s| s.plugin.clone())
+            .collect();
+        all.sort_by(|a, b| a.name().cmp(b.name()));
+        all
+    }
+
+    /// Forgets `name`, so the next `get` resolves and activates it again.
+    /// Returns whether it was stored.
+    pub fn evict(&self, name: &str) -> bool {
+        self.lock().plugins.remove(name).is_some()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn load(&self, name: &str, mode: Mode) -> Result<Arc<Plugin>, Error> {
+        let stored = self.lock().plugins.get(name).cloned();
+        if let Some(slot) = stored {
+            return self.wait(slot).await;
+        }
+        let spec = self.resolve(name).await?;
+        self.insert_or_join(spec, mode).await
+    }
+
+    /// Resolves `name` under the lookup policy (divergence D8).
+    async fn resolve(&self, name: &str) -> Result<PluginSpec, Error> {
+        let local = &self.inner.local;
+        match self.inner.policy.lookup {
+            LookupWait::FailFast => Ok(local.plugin(name)?),
+            LookupWait::Docker(retry) => {
+                let start = tokio::time::Instant::now();
+                let mut retries = 0;
+                loop {
+                    match local.plugin(name) {
+                        Ok(spec) => return Ok(spec),
+                        // Docker retries on any error, not only not-found.
+                        Err(e) => match retry.next_delay(retries, start.elapsed()) {
+                            None => return Err(e.into()),
+                            Some(delay) => {
+                                retries += 1;
+                                tracing::warn!(
+                                    "Unable to locate plugin: {name}, retrying in {}",
+                                    go_duration(delay)
+                                );
+                                tokio::time::sleep(delay).await;
+                            }
+                        },
+                    }
+                }
+            }
+            LookupWait::Watch(limit) => {
+                let deadline = tokio::time::Instant::now() + limit;
+                let mut watch = DirWatch::new(local);
+                loop {
+                    match local.plugin(name) {
+                        Ok(spec) => return Ok(spec),
+                        // An invalid name never becomes valid; anything else
+                        // (a spec being written, say) may still change.
+                        Err(e) if e.is_invalid_name() => return Err(e.into()),
+                        Err(e) => {
+                            if !watch.changed_before(deadline).await {
+                                return Err(e.into());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores a freshly resolved plugin and activates it, or joins the
+    /// activation of the one another caller stored first (Docker drops the
+    /// fresh object the same way).
+    async fn insert_or_join(&self, spec: PluginSpec, mode: Mode) -> Result<Arc<Plugin>, Error> {
+        let slot = {
+            let mut state = self.lock();
+            if let Some(existing) = state.plugins.get(spec.name()) {
+                existing.clone()
+            } else {
+                let plugin = Arc::new(Plugin::from_spec(spec));
+                let (tx, rx) = watch::channel(Progress::Handshaking);
+                let slot = Slot {
+                    plugin: plugin.clone(),
+                    progress: rx,
+                };
+                state.plugins.insert(plugin.name().to_owned(), slot.clone());
+                drop(state);
+                let registry = self.clone();
+                tokio::spawn(async move { registry.activate(plugin, tx, mode).await });
+                slot
+            }
+        };
+        self.wait(slot).await
+    }
+
+    async fn wait(&self, slot: Slot) -> Result<Arc<Plugin>, Error> {
+        let in_handlers = IN_HANDLERS.try_with(|_| ()).is_ok();
+        let mut progress = slot.progress;
+        let outcome = progress
+            .wait_for(|p| match p {
+                Progress::Handshaking => false,
+                Progress::Handshaken => in_handlers,
+                Progress::Done(_) => true,
+            })
+            .await
+            .map(|p| p.clone());
+        match outcome {
+            Ok(Progress::Done(Err(e))) => Err(e),
+            Ok(_) => Ok(slot.plugin),
+            Err(_) => Err(ErrorKind::Abandoned(slot.plugin.name().to_owned()).into()),
+        }
+    }
+
+    /// The activation task: client, handshake, handlers. A failure removes
+    /// the plugin so the next `get` starts over (checklist 30).
+    async fn activate(self, plugin: Arc<Plugin>, tx: watch::Sender<Progress>, mode: Mode) {
+        match self.handshake(&plugin, mode).await {
+            Ok(manifest) => {
+                plugin.set_manifest(manifest);
+                tx.send_replace(Progress::Handshaken);
+                IN_HANDLERS.scope((), self.run_due_handlers(&plugin)).await;
+                tx.send_replace(Progress::Done(Ok(())));
+            }
+            Err(e) => {
+                self.remove_if_same(&plugin);
+                tx.send_replace(Progress::Done(Err(e)));
+            }
+        }
+    }
+
+    async fn handshake(&self, plugin: &Arc<Plugin>, mode: Mode) -> Result<Manifest, Error> {
+        let policy = &self.inner.policy;
+        let mut builder = Client::builder().retry(policy.retry);
+        if policy.evict_dead {
+            let registry = Arc::downgrade(&self.inner);
+            let weak = Arc::downgrade(plugin);
+            builder = builder.on_connect_failure(Arc::new(move |_: &plugin_client::Error| {
+                evict_dead(&registry, &weak);
+            }));
+        }
+        let client =
+            plugin.set_client(builder.build(plugin.address().clone(), plugin.tls_options())?);
+        let mut options = CallOptions::default();
+        if let Some(t) = policy.handshake_timeout {
+            options = options.timeout(t);
+        }
+        if mode == Mode::List && !policy.list_retries_refused {
+            options = options.retry_connection_refused(false);
+        }
+        let body = client
+            .call_bytes_with(ACTIVATE_METHOD, bytes::Bytes::new(), &options)
+            .await?;
+        Ok(Manifest::decode(&body)?)
+    }
+
+    async fn run_due_handlers(&self, plugin: &Arc<Plugin>) {
+        let Some(manifest) = plugin.manifest() else {
+            return;
+        };
+        let handlers = self.lock().handlers.clone();
+        // Docker's order: by the plugin's Implements, then registration.
+        for kind in &manifest.implements {
+            for h in handlers.iter().filter(|h| &h.kind == kind) {
+                if plugin.claim_handler(h.id) {
+                    h.handler.run(plugin.clone()).await;
+                }
+            }
+        }
+    }
+
+    fn remove_if_same(&self, plugin: &Arc<Plugin>) {
+        remove_if_same(&mut self.lock(), plugin);
+    }
+}
+
+fn remove_if_same(state: &mut State, plugin: &Arc<Plugin>) -> bool {
+    let same = state
+        .plugins
+        .get(plugin.name())
+        .is_some_and(|s| Arc::ptr_eq(&s.plugin, plugin));
+    if same {
+        state.plugins.remove(plugin.name());
+    }
+    same
+}
+
+/// Divergence D11: a plugin whose calls could not connect after their
+/// retries is forgotten, so the next `get` finds it again wherever it now
+/// lives.
+fn evict_dead(registry: &Weak<Inner>, plugin: &Weak<Plugin>) {
+    let (Some(inner), Some(plugin)) = (registry.upgrade(), plugin.upgrade()) else {
+        return;
+    };
+    let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+    if plugin.manifest().is_some() && remove_if_same(&mut state, &plugin) {
+        tracing::warn!(
+            plugin = plugin.name(),
+            "evicting plugin that can no longer be reached"
+        );
+    }
+}
