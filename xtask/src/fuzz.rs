@@ -32,7 +32,7 @@ pub(crate) struct Stats {
 
 /// Runs one target for `seconds`.
 pub(crate) fn run(target: &str, seconds: u64) -> Result {
-    let (stats, outcome) = split(run_target(target, seconds));
+    let (stats, outcome) = run_target(target, seconds);
     print_table(&[(target.to_owned(), stats, outcome.clone())]);
     outcome
 }
@@ -44,7 +44,7 @@ pub(crate) fn run_all(seconds: u64) -> Result {
     let mut rows = Vec::new();
     for target in &targets {
         eprintln!("\n==> fuzz {target} for {seconds} s");
-        let (stats, outcome) = split(run_target(target, seconds));
+        let (stats, outcome) = run_target(target, seconds);
         rows.push((target.clone(), stats, outcome));
     }
     print_table(&rows);
@@ -88,18 +88,16 @@ fn ensure_cargo_fuzz() -> Result {
     cmd::run(cmd::cargo(&["install", "cargo-fuzz", "--locked"], &[]))
 }
 
-/// A run's statistics, with or without an error.
-type RunResult = std::result::Result<Stats, (Stats, String)>;
-
-fn split(r: RunResult) -> (Stats, Result) {
-    match r {
-        Ok(s) => (s, Ok(())),
-        Err((s, e)) => (s, Err(e)),
+/// Runs a target; the statistics come back even when it fails.
+fn run_target(target: &str, seconds: u64) -> (Stats, Result) {
+    match try_run_target(target, seconds) {
+        Ok(stats) => (stats, Ok(())),
+        Err((stats, e)) => (*stats, Err(e)),
     }
 }
 
-fn run_target(target: &str, seconds: u64) -> RunResult {
-    let fail = |e: String| (Stats::default(), e);
+fn try_run_target(target: &str, seconds: u64) -> std::result::Result<Stats, (Box<Stats>, String)> {
+    let fail = |e: String| (Box::default(), e);
     if !targets().map_err(fail)?.iter().any(|t| t == target) {
         return Err(fail(format!(
             "no fuzz target {target:?} (see fuzz/fuzz_targets/)"
@@ -160,7 +158,7 @@ fn run_target(target: &str, seconds: u64) -> RunResult {
             Some(a) => format!("fuzz target {target} failed; input saved at {a}"),
             None => format!("{shown} failed ({status})"),
         };
-        Err((stats, what))
+        Err((Box::new(stats), what))
     }
 }
 

@@ -42,7 +42,8 @@ const CHECKLIST_ITEMS: u32 = 38;
 
 pub(crate) fn run() -> Result {
     let root = root();
-    let checks: [(&str, fn(&Path) -> Result); 5] = [
+    type Check = fn(&Path) -> Result;
+    let checks: [(&str, Check); 5] = [
         ("banned crates", banned_crates),
         ("plugin-proto is sans-IO", proto_dependencies),
         ("no dbg!", no_dbg),
@@ -201,7 +202,7 @@ fn no_dbg(root: &Path) -> Result {
 pub(crate) fn has_crate_docs(text: &str) -> bool {
     text.lines()
         .map(str::trim)
-        .find(|l| !l.is_empty() && !(l.starts_with("//") && !l.starts_with("//!")))
+        .find(|l| !l.is_empty() && (!l.starts_with("//") || l.starts_with("//!")))
         .is_some_and(|l| l.starts_with("//!"))
 }
 

@@ -19,9 +19,12 @@ use crate::{
     encode_call_head, parse_json_spec, parse_spec,
 };
 
+/// A fuzz target body.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its `fuzz/fuzz_targets/<name>.rs` file and
 /// corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("addr_parse", addr_parse),
     ("spec_file", spec_file),
     ("json_spec", json_spec),
