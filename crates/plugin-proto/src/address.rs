@@ -401,6 +401,17 @@ fn parse_authority(authority: &str) -> Result<(String, bool), String> {
         let Some(close) = inner.find(']') else {
             return Err("missing ']' in host".into());
         };
+        // Go checks the characters of IP literals as of other hosts (found
+        // by fuzzing: `[a b]` gave a Host header with a space).
+        if let Some(bad) = inner[..close]
+            .chars()
+            .find(|c| !host_char_ok(*c) && *c != ':')
+        {
+            return Err(format!(
+                "invalid character {} in host name",
+                quote(&bad.to_string())
+            ));
+        }
         let port = &inner[close + 1..];
         if !port.is_empty() {
             let Some(digits) = port.strip_prefix(':') else {
@@ -730,6 +741,19 @@ mod tests {
         assert_eq!(a.host_header(), "[::1]");
         let a = parse("https://[::1]:/x");
         assert_eq!(a.endpoint(), &Endpoint::Tcp("[::1]:443".into()));
+    }
+
+    #[test]
+    fn ipv6_literals_refuse_characters_go_refuses() {
+        // Found by fuzzing (addr_parse): spaces reached the Host header.
+        assert_eq!(
+            Address::parse("https://[::1 ]:1").unwrap_err().to_string(),
+            "parse \"https://[::1 ]:1\": invalid character \" \" in host name"
+        );
+        assert_eq!(
+            parse("tcp://[fe80::1%25eth0]:1").endpoint(),
+            &Endpoint::Tcp("[fe80::1%25eth0]:1".into())
+        );
     }
 
     #[test]
