@@ -22,6 +22,8 @@
 #![allow(clippy::unwrap_used)]
 
 // Guards used by later groups are still being wired in.
+mod dockerd_memvol;
 #[allow(dead_code)]
 mod harness;
+mod memvol;
 mod wire;

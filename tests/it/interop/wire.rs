@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use plugin_proto::volume::{
     CapabilitiesRequest, CreateRequest, GetRequest, ListRequest, PathRequest, RemoveRequest,
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::harness::{Dockerd, HOST_DIRS, HostPluginFiles, require, unique_name};
+use super::memvol::{Memvol, Serve};
 
 /// A kit fake plugin scripted as a working volume driver: it keeps the
 /// volumes it was asked to create and answers Get/List/Path/Remove about
@@ -324,4 +326,105 @@ async fn dockerd_request_bytes() {
             vectors.dockerd
         );
     }
+}
+
+/// Reads one response (head, then a `Content-Length` body) from `s`.
+async fn read_response(s: &mut tokio::net::UnixStream) -> (u16, String, String) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status: u16 = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP/1.1 response: {head:?}"));
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no Content-Length: {head:?}"));
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < len {
+        let mut chunk = vec![0u8; len - body.len()];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed mid-body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    assert_eq!(body.len(), len, "extra bytes after the body");
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Group 4, plugin side: the recorded dockerd requests, replayed byte for
+/// byte to memvol on one keep-alive connection per command as dockerd
+/// sends them (empty `Host` header included), are all served. Each gets
+/// 200, except the `Get` dockerd sends before `Create` to check the volume
+/// does not exist yet, which memvol answers in the plugin convention
+/// (500 `{"Err":"no such volume: v1"}`), as dockerd expects.
+#[tokio::test]
+async fn memvol_accepts_dockerd_bytes() {
+    use tokio::io::AsyncWriteExt;
+    let vectors = load_vectors();
+    let dir = tempfile::Builder::new()
+        .prefix("rp")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let socket = dir.path().join("memvol.sock");
+    let memvol = Memvol::start(Serve::Unix(&socket)).await;
+    let mut replies = Vec::new();
+    for cmd in &vectors.commands {
+        let mut conn = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        for raw in &cmd.requests {
+            conn.write_all(raw.as_bytes()).await.unwrap();
+            let reply = tokio::time::timeout(Duration::from_secs(5), read_response(&mut conn))
+                .await
+                .unwrap_or_else(|_| panic!("memvol did not answer {raw:?}"));
+            let path = raw.split(' ').nth(1).unwrap().to_owned();
+            replies.push((path, reply));
+        }
+    }
+    let statuses: Vec<(&str, u16)> = replies.iter().map(|(p, r)| (p.as_str(), r.0)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("/Plugin.Activate", 200),
+            ("/VolumeDriver.Capabilities", 200),
+            ("/VolumeDriver.Get", 500),
+            ("/VolumeDriver.Create", 200),
+            ("/VolumeDriver.List", 200),
+            ("/VolumeDriver.Get", 200),
+            ("/VolumeDriver.Get", 200),
+            ("/VolumeDriver.Get", 200),
+            ("/VolumeDriver.Remove", 200),
+        ],
+        "{replies:#?}"
+    );
+    let body = |i: usize| -> Value { serde_json::from_str(&replies[i].1.2).unwrap() };
+    assert_eq!(body(0), json!({ "Implements": ["VolumeDriver"] }));
+    assert_eq!(body(2), json!({ "Err": "no such volume: v1" }));
+    let listed = body(4);
+    assert_eq!(listed["Volumes"][0]["Name"], "v1", "{listed}");
+    let got = body(5);
+    let mountpoint = memvol.root().join("v1");
+    assert_eq!(
+        got["Volume"]["Mountpoint"],
+        mountpoint.to_str().unwrap(),
+        "{got}"
+    );
+    memvol.stop().await;
 }
