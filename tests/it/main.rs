@@ -7,3 +7,4 @@ mod discovery;
 mod interop;
 mod kit;
 mod proto_corpus;
+mod registry;

@@ -7,5 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod certs;
+pub mod logs;
 pub mod server;
 pub mod tree;
