@@ -15,8 +15,9 @@ use hyper_util::client::legacy;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use plugin_proto::retry::go_duration;
 use plugin_proto::{
-    Address, AddressError, Endpoint, RetryPolicy, StatusError, TlsOptions, decode_json,
-    encode_args, encode_call_head, encode_stream_args, validate_method,
+    Address, AddressError, Call, Endpoint, RetryPolicy, StatusError, StreamCall, TlsOptions,
+    decode_message, encode_args, encode_call_head, encode_request, encode_stream_args,
+    encode_stream_request, validate_method,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -486,6 +487,47 @@ impl Client {
         decode_reply_json(method, &bytes)
     }
 
+    /// A typed call ([`plugin_proto::Call`]): the request is encoded as
+    /// Docker sends it (no body for calls Docker makes with nil arguments),
+    /// Docker's per-call timeout for the method applies, and the reply is
+    /// decoded by Go's rules, or not read at all when Docker ignores it.
+    ///
+    /// A 200 reply whose `Err` field is set is returned as is; see
+    /// [`plugin_proto::ErrReply`].
+    pub async fn request<C: Call>(&self, request: &C) -> Result<C::Reply, Error> {
+        let mut opts = CallOptions::default();
+        if let Some(t) = C::TIMEOUT {
+            opts = opts.timeout(t);
+        }
+        self.request_with(request, &opts).await
+    }
+
+    /// [`request`](Self::request) with per-call options (which replace the
+    /// method's default timeout).
+    pub async fn request_with<C: Call>(
+        &self,
+        request: &C,
+        opts: &CallOptions,
+    ) -> Result<C::Reply, Error> {
+        let body = encode_request(request).map_err(|e| Error::encode(C::METHOD, e))?;
+        if !C::READS_REPLY {
+            let (_unread, _deadline) = self.send(C::METHOD, Payload::Bytes(body), opts).await?;
+            return Ok(C::Reply::default());
+        }
+        let bytes = self.exchange(C::METHOD, Payload::Bytes(body), opts).await?;
+        decode_reply_json(C::METHOD, &bytes)
+    }
+
+    /// A typed stream call ([`plugin_proto::StreamCall`], e.g.
+    /// `LogDriver.ReadLogs`): see [`stream`](Self::stream).
+    pub async fn stream_request<S: StreamCall>(&self, request: &S) -> Result<ReplyBody, Error> {
+        let body = encode_stream_request(request).map_err(|e| Error::encode(S::METHOD, e))?;
+        let (reply, deadline) = self
+            .send(S::METHOD, Payload::Bytes(body), &CallOptions::default())
+            .await?;
+        Ok(ReplyBody::new(reply, deadline, S::METHOD))
+    }
+
     /// Sends with retries, then reads the 200 body under the cap.
     async fn exchange(
         &self,
@@ -626,12 +668,15 @@ impl Client {
 
 use std::future::Future as _;
 
+/// Go's `json.NewDecoder(body).Decode(&ret)` (checklist 22): the first
+/// value, keys matched case-insensitively, `null` the zero value, an empty
+/// body `EOF`; failures logged as Docker logs them.
 fn decode_reply_json<R: DeserializeOwned + Default>(
     method: &str,
     bytes: &[u8],
 ) -> Result<R, Error> {
-    match decode_json::<R>(bytes) {
-        Ok(value) => Ok(value.unwrap_or_default()),
+    match decode_message::<R>(bytes) {
+        Ok(value) => Ok(value),
         Err(e) => {
             tracing::error!("{method}: error reading plugin resp: {e}");
             Err(Error::decode(method, e))

@@ -261,6 +261,11 @@ fn load_key_pair(opts: &TlsOptions) -> Result<Option<KeyPair>, Error> {
         }
         other => fail(format!("tls: failed to parse private key: {other}")),
     })?;
+    // Go's X509KeyPair checks that the key matches the certificate when
+    // the files are read, whatever the scheme; rustls would only check when
+    // an https configuration is built.
+    rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider())
+        .map_err(|e| Error::tls_config(key_pair_error(&e)))?;
     Ok(Some((chain, key)))
 }
 
