@@ -353,7 +353,7 @@ async fn call_bytes_sends_and_returns_raw_bodies() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn oversized_replies_fail_while_reading() {
+async fn reply_cap_stops_oversized_replies_while_reading() {
     let dir = tmp();
     let plugin = unix_plugin(
         &dir,
@@ -654,7 +654,7 @@ async fn the_connect_failure_hook_fires_only_for_connection_failures() {
 }
 
 #[tokio::test]
-async fn a_retry_after_a_dropped_connection_resends_the_whole_body() {
+async fn retry_resends_full_body_after_a_dropped_connection() {
     // checklist 27, divergence: Docker resends the consumed reader, i.e.
     // `Content-Length: 0`; we resend the full body. Also checklist 24, 25:
     // EOF is retried, with Docker's warning.
@@ -1143,7 +1143,7 @@ async fn send_file_sized_and_unsized_bodies() {
 }
 
 #[tokio::test]
-async fn a_streamed_body_is_not_retried_once_sent_but_bytes_are() {
+async fn send_file_streamed_body_is_never_retried_once_sent() {
     // divergence: a streamed body that left is never resent (Docker would
     // resend it empty); an in-memory body is resent whole.
     let dir = tmp();

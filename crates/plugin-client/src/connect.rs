@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::io;
+#[cfg(unix)]
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
