@@ -26,4 +26,5 @@ mod dockerd_memvol;
 #[allow(dead_code)]
 mod harness;
 mod memvol;
+mod rclone;
 mod wire;
