@@ -11,3 +11,4 @@ mod interop;
 mod kit;
 mod proto_corpus;
 mod registry;
+mod server;

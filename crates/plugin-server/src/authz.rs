@@ -36,3 +36,21 @@ impl PluginBuilder {
         )
     }
 }
+
+/// A shared driver (`Arc<T>`) serves like the driver itself, so the
+/// caller can keep a handle on its state.
+impl<T: AuthzPlugin> AuthzPlugin for std::sync::Arc<T> {
+    fn authz_req(
+        &self,
+        req: Request,
+    ) -> impl Future<Output = Result<Response, PluginError>> + Send {
+        T::authz_req(self, req)
+    }
+
+    fn authz_res(
+        &self,
+        req: Request,
+    ) -> impl Future<Output = Result<Response, PluginError>> + Send {
+        T::authz_res(self, req)
+    }
+}

@@ -69,3 +69,47 @@ impl PluginBuilder {
         )
     }
 }
+
+/// A shared driver (`Arc<T>`) serves like the driver itself, so the
+/// caller can keep a handle on its state.
+impl<T: IpamDriver> IpamDriver for std::sync::Arc<T> {
+    fn get_capabilities(
+        &self,
+    ) -> impl Future<Output = Result<CapabilitiesResponse, PluginError>> + Send {
+        T::get_capabilities(self)
+    }
+
+    fn get_default_address_spaces(
+        &self,
+    ) -> impl Future<Output = Result<AddressSpacesResponse, PluginError>> + Send {
+        T::get_default_address_spaces(self)
+    }
+
+    fn request_pool(
+        &self,
+        req: RequestPoolRequest,
+    ) -> impl Future<Output = Result<RequestPoolResponse, PluginError>> + Send {
+        T::request_pool(self, req)
+    }
+
+    fn release_pool(
+        &self,
+        req: ReleasePoolRequest,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::release_pool(self, req)
+    }
+
+    fn request_address(
+        &self,
+        req: RequestAddressRequest,
+    ) -> impl Future<Output = Result<RequestAddressResponse, PluginError>> + Send {
+        T::request_address(self, req)
+    }
+
+    fn release_address(
+        &self,
+        req: ReleaseAddressRequest,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::release_address(self, req)
+    }
+}

@@ -199,13 +199,32 @@ pub(crate) fn check_name(name: &str) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// A file this process created, identified by device and inode so that a
-/// replacement made by someone else is never removed.
+/// A file this process created, identified by device, inode and birth
+/// time so that a replacement made by someone else is never removed (file
+/// systems reuse a freed inode number at once; the birth time tells the
+/// new file from ours where the file system records it, and unlike the
+/// change time it survives a `chmod`).
 #[derive(Debug)]
 pub(crate) struct OwnedFile {
     pub(crate) path: PathBuf,
+    id: FileId,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct FileId {
     dev: u64,
     ino: u64,
+    born: Option<std::time::SystemTime>,
+}
+
+impl FileId {
+    fn of(m: &fs::Metadata) -> FileId {
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            born: m.created().ok(),
+        }
+    }
 }
 
 impl OwnedFile {
@@ -213,8 +232,7 @@ impl OwnedFile {
         let m = fs::symlink_metadata(path)?;
         Ok(OwnedFile {
             path: path.to_path_buf(),
-            dev: m.dev(),
-            ino: m.ino(),
+            id: FileId::of(&m),
         })
     }
 }
@@ -222,7 +240,7 @@ impl OwnedFile {
 impl Drop for OwnedFile {
     fn drop(&mut self) {
         match fs::symlink_metadata(&self.path) {
-            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => {
+            Ok(m) if FileId::of(&m) == self.id => {
                 if let Err(e) = fs::remove_file(&self.path) {
                     tracing::warn!(path = %self.path.display(), error = %e, "could not remove plugin file");
                 } else {

@@ -65,3 +65,34 @@ impl PluginBuilder {
         )
     }
 }
+
+/// A shared driver (`Arc<T>`) serves like the driver itself, so the
+/// caller can keep a handle on its state.
+impl<T: LogDriver> LogDriver for std::sync::Arc<T> {
+    fn start_logging(
+        &self,
+        req: StartLoggingRequest,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::start_logging(self, req)
+    }
+
+    fn stop_logging(
+        &self,
+        req: StopLoggingRequest,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::stop_logging(self, req)
+    }
+
+    fn capabilities(
+        &self,
+    ) -> impl Future<Output = Result<CapabilitiesResponse, PluginError>> + Send {
+        T::capabilities(self)
+    }
+
+    fn read_logs(
+        &self,
+        req: ReadLogsRequest,
+    ) -> impl Future<Output = Result<Reply, PluginError>> + Send {
+        T::read_logs(self, req)
+    }
+}

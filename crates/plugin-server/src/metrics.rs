@@ -29,3 +29,15 @@ impl PluginBuilder {
         )
     }
 }
+
+/// A shared driver (`Arc<T>`) serves like the driver itself, so the
+/// caller can keep a handle on its state.
+impl<T: MetricsCollector> MetricsCollector for std::sync::Arc<T> {
+    fn start_metrics(&self) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::start_metrics(self)
+    }
+
+    fn stop_metrics(&self) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::stop_metrics(self)
+    }
+}

@@ -160,3 +160,108 @@ impl PluginBuilder {
         )
     }
 }
+
+/// A shared driver (`Arc<T>`) serves like the driver itself, so the
+/// caller can keep a handle on its state.
+impl<T: NetworkDriver> NetworkDriver for std::sync::Arc<T> {
+    fn get_capabilities(
+        &self,
+    ) -> impl Future<Output = Result<CapabilitiesResponse, PluginError>> + Send {
+        T::get_capabilities(self)
+    }
+
+    fn create_network(
+        &self,
+        req: CreateNetworkRequest,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::create_network(self, req)
+    }
+
+    fn delete_network(
+        &self,
+        req: DeleteNetworkRequest,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::delete_network(self, req)
+    }
+
+    fn allocate_network(
+        &self,
+        req: AllocateNetworkRequest,
+    ) -> impl Future<Output = Result<AllocateNetworkResponse, PluginError>> + Send {
+        T::allocate_network(self, req)
+    }
+
+    fn free_network(
+        &self,
+        req: FreeNetworkRequest,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::free_network(self, req)
+    }
+
+    fn gw_alloc_check(
+        &self,
+        req: GwAllocCheckRequest,
+    ) -> impl Future<Output = Result<GwAllocCheckResponse, PluginError>> + Send {
+        T::gw_alloc_check(self, req)
+    }
+
+    fn create_endpoint(
+        &self,
+        req: CreateEndpointRequest,
+    ) -> impl Future<Output = Result<CreateEndpointResponse, PluginError>> + Send {
+        T::create_endpoint(self, req)
+    }
+
+    fn endpoint_oper_info(
+        &self,
+        req: EndpointOperInfoRequest,
+    ) -> impl Future<Output = Result<EndpointOperInfoResponse, PluginError>> + Send {
+        T::endpoint_oper_info(self, req)
+    }
+
+    fn delete_endpoint(
+        &self,
+        req: DeleteEndpointRequest,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::delete_endpoint(self, req)
+    }
+
+    fn join(
+        &self,
+        req: JoinRequest,
+    ) -> impl Future<Output = Result<JoinResponse, PluginError>> + Send {
+        T::join(self, req)
+    }
+
+    fn leave(&self, req: LeaveRequest) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::leave(self, req)
+    }
+
+    fn discover_new(
+        &self,
+        req: DiscoveryNotification,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::discover_new(self, req)
+    }
+
+    fn discover_delete(
+        &self,
+        req: DiscoveryNotification,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::discover_delete(self, req)
+    }
+
+    fn program_external_connectivity(
+        &self,
+        req: ProgramExternalConnectivityRequest,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::program_external_connectivity(self, req)
+    }
+
+    fn revoke_external_connectivity(
+        &self,
+        req: RevokeExternalConnectivityRequest,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::revoke_external_connectivity(self, req)
+    }
+}

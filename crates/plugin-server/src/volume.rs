@@ -81,3 +81,50 @@ impl PluginBuilder {
         )
     }
 }
+
+/// A shared driver (`Arc<T>`) serves like the driver itself, so the
+/// caller can keep a handle on its state.
+impl<T: VolumeDriver> VolumeDriver for std::sync::Arc<T> {
+    fn create(&self, req: CreateRequest) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::create(self, req)
+    }
+
+    fn remove(&self, req: RemoveRequest) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::remove(self, req)
+    }
+
+    fn path(
+        &self,
+        req: PathRequest,
+    ) -> impl Future<Output = Result<PathResponse, PluginError>> + Send {
+        T::path(self, req)
+    }
+
+    fn mount(
+        &self,
+        req: MountRequest,
+    ) -> impl Future<Output = Result<MountResponse, PluginError>> + Send {
+        T::mount(self, req)
+    }
+
+    fn unmount(&self, req: UnmountRequest) -> impl Future<Output = Result<(), PluginError>> + Send {
+        T::unmount(self, req)
+    }
+
+    fn get(
+        &self,
+        req: GetRequest,
+    ) -> impl Future<Output = Result<GetResponse, PluginError>> + Send {
+        T::get(self, req)
+    }
+
+    fn list(&self) -> impl Future<Output = Result<ListResponse, PluginError>> + Send {
+        T::list(self)
+    }
+
+    fn capabilities(
+        &self,
+    ) -> impl Future<Output = Result<CapabilitiesResponse, PluginError>> + Send {
+        T::capabilities(self)
+    }
+}
