@@ -379,6 +379,8 @@ fn ipam() -> simple_ipam::SimpleIpam {
 
 #[tokio::test]
 async fn activate_lists_registered_kinds_in_order() {
+    // checklist 29 from the plugin's side: Activate has an empty body and
+    // answers `{"Implements":[…]}`.
     let plugin = Plugin::builder()
         .authz(DenyDeletes)
         .volume(memvol(Path::new("/nonexistent")))
@@ -444,7 +446,8 @@ fn builder_refuses_bad_registrations() {
         .build()
         .unwrap_err();
     assert!(matches!(err, BuildError::DuplicateMethod(_)), "{err}");
-    // A leading slash is accepted, as Docker's client accepts it.
+    // A leading slash is accepted, as Docker's client accepts it
+    // (checklist 15).
     let p = Plugin::builder().raw("/X.Y", raw).build().unwrap();
     assert_eq!(p.methods(), ["X.Y"]);
 }
@@ -915,7 +918,8 @@ async fn raw_handlers_get_bytes_and_answer_bytes() {
 
 #[tokio::test]
 async fn docker_20_10_bytes_with_empty_host_are_accepted() {
-    // spec §12: Docker 20.10 (Go 1.19) sends an empty Host on unix sockets.
+    // spec §12: Docker 20.10 (Go 1.19) sends an empty Host on unix sockets;
+    // checklist 16, 17: Host and Accept are never checked by the plugin.
     let root = tempfile::tempdir().unwrap();
     let p = UnixPlugin::start(memvol(root.path()).plugin().unwrap()).await;
     let body = "{\"Name\":\"v1\",\"Opts\":{\"k\":\"v\"}}\n";
@@ -944,6 +948,7 @@ async fn docker_20_10_bytes_with_empty_host_are_accepted() {
 
 #[tokio::test]
 async fn empty_and_null_bodies_are_the_default_request() {
+    // checklist 21: nil args are an empty body, Stream's are `null\n`.
     let root = tempfile::tempdir().unwrap();
     let p = UnixPlugin::start(memvol(root.path()).plugin().unwrap()).await;
     for body in ["", "   \n", "null", "null\n"] {
@@ -988,6 +993,7 @@ async fn bodies_are_read_with_go_rules() {
 
 #[tokio::test]
 async fn errors_follow_the_plugin_convention() {
+    // checklist 23 from the plugin's side: non-200 with `{"Err": msg}`.
     let root = tempfile::tempdir().unwrap();
     let p = UnixPlugin::start(memvol(root.path()).plugin().unwrap()).await;
     let r = post(
@@ -1018,6 +1024,7 @@ async fn errors_follow_the_plugin_convention() {
 
 #[tokio::test]
 async fn unknown_method_is_gos_404() {
+    // checklist 23: the raw body is the message; IsNotFound on a 404.
     let root = tempfile::tempdir().unwrap();
     let p = UnixPlugin::start(memvol(root.path()).plugin().unwrap()).await;
     for m in ["VolumeDriver.Nope", "NetworkDriver.Join", "nodot", "a/b.c"] {
@@ -1574,7 +1581,6 @@ async fn tls_on_tcp_with_a_json_spec() {
         .await
         .unwrap_err();
     assert!(e.is_tls(), "{e}");
-    // A plaintext request to the TLS port gets no answer it can use.
     running.stop().await.unwrap();
     assert!(!spec.exists());
 }
