@@ -854,3 +854,28 @@ async fn handlers_count_each_plugin_once_across_many_activations() {
     }
     assert_eq!(runs.load(Ordering::SeqCst), 5);
 }
+
+#[tokio::test]
+async fn a_panicking_handler_does_not_strand_the_plugin() {
+    let tree = PluginTree::new();
+    let fake = volume_plugin(&tree, "p").await;
+    let reg = registry(&tree);
+    let first = Arc::new(AtomicUsize::new(0));
+    let f2 = first.clone();
+    reg.handle("VolumeDriver", move |_p: Arc<Plugin>| {
+        let n = f2.fetch_add(1, Ordering::SeqCst);
+        async move {
+            assert!(n > 0, "handler fails on its first run (expected panic)");
+        }
+    })
+    .await;
+    let err = reg.get("p", "VolumeDriver").await.unwrap_err();
+    assert!(err.to_string().contains("abandoned"), "{err}");
+    assert!(
+        reg.plugins().is_empty(),
+        "the half-activated plugin was removed"
+    );
+    // The next get starts over and succeeds.
+    reg.get("p", "VolumeDriver").await.unwrap();
+    assert_eq!(fake.count(ACTIVATE), 2);
+}

@@ -382,6 +382,13 @@ impl Registry {
     /// The activation task: client, handshake, handlers. A failure removes
     /// the plugin so the next `get` starts over (checklist 30).
     async fn activate(self, plugin: Arc<Plugin>, tx: watch::Sender<Progress>, mode: Mode) {
+        // If this task dies (a handler panics, the runtime shuts down), the
+        // plugin must not stay stored with an activation nobody finishes.
+        let guard = Unfinished {
+            registry: &self,
+            plugin: &plugin,
+            tx: &tx,
+        };
         match self.handshake(&plugin, mode).await {
             Ok(manifest) => {
                 plugin.set_manifest(manifest);
@@ -394,6 +401,7 @@ impl Registry {
                 tx.send_replace(Progress::Done(Err(e)));
             }
         }
+        std::mem::forget(guard);
     }
 
     async fn handshake(&self, plugin: &Arc<Plugin>, mode: Mode) -> Result<Manifest, Error> {
@@ -438,6 +446,21 @@ impl Registry {
 
     fn remove_if_same(&self, plugin: &Arc<Plugin>) {
         remove_if_same(&mut self.lock(), plugin);
+    }
+}
+
+/// Clears up after an activation task that ended without a result.
+struct Unfinished<'a> {
+    registry: &'a Registry,
+    plugin: &'a Arc<Plugin>,
+    tx: &'a watch::Sender<Progress>,
+}
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        self.registry.remove_if_same(self.plugin);
+        let abandoned = ErrorKind::Abandoned(self.plugin.name().to_owned());
+        self.tx.send_replace(Progress::Done(Err(abandoned.into())));
     }
 }
 
