@@ -21,10 +21,9 @@
 // Test code: panicking on unexpected errors is the point.
 #![allow(clippy::unwrap_used)]
 
-// Guards used by later groups are still being wired in.
 mod dockerd_memvol;
-#[allow(dead_code)]
 mod harness;
 mod memvol;
 mod rclone;
+mod stale;
 mod wire;

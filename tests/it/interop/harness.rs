@@ -452,13 +452,6 @@ impl HostPluginFiles {
     pub(crate) fn socket(&mut self, name: &str) -> PathBuf {
         self.claim(HOST_SOCKET_DIR, &format!("{name}.sock"))
     }
-
-    /// Writes `/etc/docker/plugins/<file>` and registers it for removal.
-    pub(crate) fn spec(&mut self, file: &str, contents: &str) -> PathBuf {
-        let path = self.claim(HOST_SPEC_DIR, file);
-        fs::write(&path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        path
-    }
 }
 
 impl Drop for HostPluginFiles {
