@@ -879,3 +879,21 @@ async fn a_panicking_handler_does_not_strand_the_plugin() {
     reg.get("p", "VolumeDriver").await.unwrap();
     assert_eq!(fake.count(ACTIVATE), 2);
 }
+
+#[tokio::test]
+async fn handshake_attempts_are_bounded_divergence_d20() {
+    let tree = PluginTree::new();
+    let fake = FakePlugin::builder()
+        .on(ACTIVATE, Reply::hang())
+        .unix(tree.path("run/hang.sock"))
+        .await;
+    let mut policy = Policy::default().with_retry(RetryPolicy::none());
+    policy.handshake_timeout = Some(Duration::from_millis(200));
+    let reg = Registry::new(tree.registry(), policy);
+    let start = Instant::now();
+    let err = reg.get("hang", "VolumeDriver").await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(fake.count(ACTIVATE), 1);
+    assert!(reg.plugins().is_empty());
+}
