@@ -1724,24 +1724,24 @@ async fn passed_fds_become_listeners() {
     assert!(e.to_string().contains("not a stream socket"), "{e}");
 }
 
-const SYSTEMD_CHILD: &str = "PLUGIN_SERVER_SYSTEMD_CHILD";
+// ---------------------------------------------------------------------------
+// The memvol binary's command line, run in a child process
+// ---------------------------------------------------------------------------
 
-/// Runs memvol's command line with `--systemd` when re-executed by
-/// `systemd_activation_end_to_end`; a no-op in a normal test run.
+/// Set in a child process: memvol's arguments, separated by `\x1f`.
+const MEMVOL_CHILD: &str = "PLUGIN_SERVER_MEMVOL_CHILD";
+
+/// Runs memvol's command line (`memvol::cli`, what the `memvol` binary
+/// runs) when this test binary is re-executed by [`spawn_memvol`]; a no-op
+/// in a normal test run. A child process, because memvol installs SIGINT
+/// and SIGTERM handlers, which would outlive a test in this process.
 #[test]
-fn systemd_child() {
-    let Ok(root) = std::env::var(SYSTEMD_CHILD) else {
+fn memvol_child() {
+    use clap::Parser;
+    let Ok(args) = std::env::var(MEMVOL_CHILD) else {
         return;
     };
-    let args = memvol::cli::Args {
-        name: "sdvol".into(),
-        socket: None,
-        tcp: None,
-        systemd: true,
-        spec_dir: None,
-        json_spec: false,
-        root: root.into(),
-    };
+    let args = memvol::cli::Args::parse_from(std::iter::once("memvol").chain(args.split('\x1f')));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -1749,52 +1749,178 @@ fn systemd_child() {
     rt.block_on(memvol::cli::run(args)).unwrap();
 }
 
-#[tokio::test]
-async fn systemd_activation_end_to_end() {
-    use std::os::fd::AsRawFd;
+/// Starts memvol with `args` in a child process; with `fd3`, that
+/// descriptor is passed as fd 3 with `LISTEN_PID`/`LISTEN_FDS`, as systemd
+/// does.
+fn spawn_memvol(args: &[&str], fd3: Option<std::os::fd::RawFd>) -> std::process::Child {
     use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("sdvol.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let fd = listener.as_raw_fd();
     let exe = std::env::current_exe().unwrap();
-    let mut cmd = std::process::Command::new("/bin/sh");
-    // `exec` keeps the shell's pid, so LISTEN_PID names the plugin, as
-    // systemd sets it.
-    cmd.arg("-c")
-        .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#)
-        .arg(&exe)
-        .args([
-            "server::systemd_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SYSTEMD_CHILD, dir.path().join("root"))
-        .env_remove("LISTEN_FDNAMES")
-        .stdout(std::process::Stdio::null());
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if fd == 3 {
-                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else if libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
+    let test = [
+        "server::memvol_child",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ];
+    let mut cmd = match fd3 {
+        None => {
+            let mut c = std::process::Command::new(&exe);
+            c.args(test);
+            c
+        }
+        Some(fd) => {
+            let mut c = std::process::Command::new("/bin/sh");
+            // `exec` keeps the shell's pid, so LISTEN_PID names memvol.
+            c.arg("-c")
+                .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#)
+                .arg(&exe)
+                .args(test);
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                c.pre_exec(move || {
+                    let rc = if fd == 3 {
+                        libc::fcntl(3, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(fd, 3)
+                    };
+                    if rc < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
             }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    drop(listener);
-    let client = Client::builder()
+            c
+        }
+    };
+    // The child's stderr is piped: only a failing child writes to it (the
+    // test harness's panic report), which the tests show on failure.
+    cmd.env(MEMVOL_CHILD, args.join("\x1f"))
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd.spawn().unwrap()
+}
+
+/// Sends `signal` and expects a clean exit.
+async fn stop_child(child: std::process::Child, signal: libc::c_int) {
+    // SAFETY: plain kill(2) on our child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
+    )
+    .await
+    .expect("memvol did not exit")
+    .unwrap()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn unix_client(sock: &Path) -> Client {
+    Client::builder()
         .retry(RetryPolicy::none())
         .timeout(Duration::from_secs(20))
         .build(format!("unix://{}", sock.display()), None)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn memvol_binary_on_a_socket_stops_on_sigint_and_removes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("run/memvol.sock");
+    let root = dir.path().join("root");
+    let child = spawn_memvol(
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+        ],
+        None,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        assert!(Instant::now() < deadline, "memvol never listened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let c = unix_client(&sock);
+    c.request(&volume::CreateRequest {
+        name: "v".into(),
+        opts: None,
+    })
+    .await
+    .unwrap();
+    let m = c
+        .request(&volume::MountRequest {
+            name: "v".into(),
+            id: "c".into(),
+        })
+        .await
         .unwrap();
-    // The socket was listening before the child started; the call waits in
+    assert_eq!(m.mountpoint, root.join("v").display().to_string());
+    stop_child(child, libc::SIGINT).await;
+    assert!(!sock.exists(), "memvol removed its socket");
+}
+
+#[tokio::test]
+async fn memvol_binary_on_tcp_stops_on_sigterm_and_removes_its_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    let child = spawn_memvol(
+        &[
+            "--name",
+            "tcpvol",
+            "--tcp",
+            "127.0.0.1:0",
+            "--spec-dir",
+            specs.to_str().unwrap(),
+            "--json-spec",
+            "--root",
+            dir.path().join("root").to_str().unwrap(),
+        ],
+        None,
+    );
+    let spec = specs.join("tcpvol.json");
+    wait_for_file(&spec).await;
+    let parsed = plugin_proto::parse_json_spec(&std::fs::read(&spec).unwrap()).unwrap();
+    assert!(parsed.address.as_str().starts_with("tcp://127.0.0.1:"));
+    assert_eq!(parsed.implements, Some(vec!["VolumeDriver".to_owned()]));
+    let c = Client::builder()
+        .retry(RetryPolicy::none())
+        .build(parsed.address.clone(), parsed.tls.as_ref())
+        .unwrap();
+    let e = c
+        .request(&volume::CreateRequest {
+            name: "v".into(),
+            opts: Some([("fail".to_owned(), "no space".to_owned())].into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "VolumeDriver.Create: no space");
+    stop_child(child, libc::SIGTERM).await;
+    assert!(!spec.exists(), "memvol removed its spec file");
+}
+
+#[tokio::test]
+async fn systemd_activation_end_to_end() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("sdvol.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let root = dir.path().join("root");
+    let child = spawn_memvol(
+        &["--systemd", "--root", root.to_str().unwrap()],
+        Some(listener.as_raw_fd()),
+    );
+    drop(listener);
+    // The socket was listening before memvol started; the call waits in
     // the backlog until memvol accepts it.
+    let client = unix_client(&sock);
     let m: plugin_proto::Manifest = client.call("Plugin.Activate", None::<&()>).await.unwrap();
     assert_eq!(m.implements, ["VolumeDriver"]);
     client
@@ -1806,41 +1932,18 @@ async fn systemd_activation_end_to_end() {
         .unwrap();
     let list = client.request(&volume::ListRequest {}).await.unwrap();
     assert_eq!(list.volumes[0].name, "sd");
-    // SIGTERM: a clean exit that leaves systemd's socket in place.
-    // SAFETY: plain kill(2) on our child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    stop_child(child, libc::SIGTERM).await;
     assert!(sock.exists(), "the activation socket belongs to systemd");
 }
 
 #[tokio::test]
-async fn memvol_cli_serves_on_tcp_with_a_spec() {
-    // memvol's own command line, in-process, stopped by a future through
-    // the same code path as the binary (minus the signal).
-    let dir = tempfile::tempdir().unwrap();
-    let args = memvol::cli::Args {
-        name: "clivol".into(),
-        socket: None,
-        tcp: Some("127.0.0.1:0".into()),
-        systemd: false,
-        spec_dir: Some(dir.path().join("specs")),
-        json_spec: true,
-        root: dir.path().join("root"),
-    };
-    let task = tokio::spawn(memvol::cli::run(args));
-    let spec = dir.path().join("specs/clivol.json");
-    wait_for_file(&spec).await;
-    let parsed = plugin_proto::parse_json_spec(&std::fs::read(&spec).unwrap()).unwrap();
-    assert!(parsed.address.as_str().starts_with("tcp://127.0.0.1:"));
-    let c = Client::builder()
-        .retry(RetryPolicy::none())
-        .build(parsed.address.clone(), parsed.tls.as_ref())
+async fn memvol_binary_without_activation_fails_clearly() {
+    let child = spawn_memvol(&["--systemd"], None);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
         .unwrap();
-    let m: plugin_proto::Manifest = c.call("Plugin.Activate", None::<&()>).await.unwrap();
-    assert_eq!(m.implements, ["VolumeDriver"]);
-    task.abort();
+    assert!(!out.status.success(), "the child test fails");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NotActivated(\"LISTEN_PID\")"), "{stderr}");
 }
