@@ -12,8 +12,7 @@
 //!   body is the default request, Go's JSON rules otherwise), calls the
 //!   method and answers JSON with go-plugins-helpers' media type
 //!   ([`CONTENT_TYPE`]); a [`PluginError`] is `500 {"Err":"…"}`, which
-//!   Docker shows as `<Method>: …`; details in the [`http`](crate::http)
-//!   module notes below;
+//!   Docker shows as `<Method>: …` (HTTP details below);
 //! - listeners: a unix socket (stale sockets replaced, live ones refused),
 //!   systemd socket activation ([`Listener::systemd`]), or tcp with a
 //!   [`SpecFile`] (`.spec`, or `.json` with `TLSConfig`) and optional

@@ -30,6 +30,17 @@ pub enum ListenAddr {
     Tcp(SocketAddr),
 }
 
+impl std::fmt::Display for ListenAddr {
+    /// The address as a plugin address: `unix:///path` or `tcp://ip:port`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Unix(Some(p)) => write!(f, "unix://{}", p.display()),
+            ListenAddr::Unix(None) => f.write_str("an unnamed unix socket"),
+            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
 /// A bound, listening socket, plus the socket file it created (if any).
 ///
 /// A socket file the listener created is removed when the listener is

@@ -136,7 +136,7 @@ impl Server {
                 .iter()
                 .find(|l| l.is_unix())
                 .and_then(|l| l.local_addr().ok())
-                .map(|a| format!("{a:?}"))
+                .map(|a| a.to_string())
                 .unwrap_or_else(|| "a unix socket".into());
             return Err(ServeError::TlsOnUnix(addr));
         }
@@ -201,7 +201,7 @@ impl Server {
             }
         }
         drop(conn_tx);
-        tracing::info!(address = ?first_addr, implements = ?plugin.manifest().implements, "plugin serving");
+        tracing::info!(address = %first_addr, implements = ?plugin.manifest().implements, "plugin serving");
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use plugin_server::{DEFAULT_SOCKET_DIR, Listener, Server, SpecFile};
+use plugin_server::{Listener, Server, SpecFile};
 
 use crate::{Cidr, SimpleIpam};
 
@@ -55,10 +55,10 @@ pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sy
     } else if let Some(addr) = &args.tcp {
         vec![Listener::tcp(addr.as_str())?]
     } else {
-        let path = args.socket.clone().unwrap_or_else(|| {
-            PathBuf::from(DEFAULT_SOCKET_DIR).join(format!("{}.sock", args.name))
-        });
-        vec![Listener::unix(path)?]
+        vec![match &args.socket {
+            Some(path) => Listener::unix(path)?,
+            None => Listener::plugin_socket(&args.name)?,
+        }]
     };
     let mut server = Server::new(SimpleIpam::new(args.pool).plugin()?);
     if let Some(dir) = &args.spec_dir {
