@@ -1,0 +1,6 @@
+//! `plugctl`: the operator command line for Docker v1 plugins. All of it
+//! lives in the library (see its documentation, or `plugctl --help`).
+
+fn main() -> std::process::ExitCode {
+    plugctl::main()
+}
