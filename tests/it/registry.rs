@@ -897,3 +897,89 @@ async fn handshake_attempts_are_bounded_divergence_d20() {
     assert_eq!(fake.count(ACTIVATE), 1);
     assert!(reg.plugins().is_empty());
 }
+
+/// The IPAM example plugin, served by the plugin-server kit on a socket in
+/// `tree`, until the returned sender is dropped.
+async fn serve_simple_ipam(tree: &PluginTree, name: &str) -> tokio::sync::oneshot::Sender<()> {
+    let plugin = simple_ipam::SimpleIpam::new("10.9.0.0/24".parse().unwrap())
+        .plugin()
+        .unwrap();
+    let listener = plugin_server::Listener::unix(tree.path(format!("run/{name}.sock"))).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = plugin_server::Server::new(plugin)
+        .handle_signals(false)
+        .shutdown_on(async {
+            let _ = stopped.await;
+        });
+    tokio::spawn(server.serve(listener));
+    stop
+}
+
+#[tokio::test]
+async fn ipam_example_end_to_end_through_the_registry_and_a_handler() {
+    use plugin_registry::proto::ipam;
+    let tree = PluginTree::new();
+    let _stop = serve_simple_ipam(&tree, "ipam").await;
+    let reg = registry(&tree);
+
+    // A handler doing IO on activation, as libnetwork asks a new driver for
+    // its capabilities.
+    let caps = Arc::new(Mutex::new(None));
+    let caps2 = caps.clone();
+    reg.handle("IpamDriver", move |p: Arc<Plugin>| {
+        let caps = caps2.clone();
+        async move {
+            let reply = p
+                .client()
+                .unwrap()
+                .request(&ipam::GetCapabilitiesRequest::default())
+                .await
+                .unwrap();
+            *caps.lock().unwrap() = Some(reply);
+        }
+    })
+    .await;
+
+    let plugin = reg.get("ipam", "IpamDriver").await.unwrap();
+    assert!(
+        caps.lock().unwrap().is_some(),
+        "the handler ran before get returned"
+    );
+    assert!(
+        reg.get("ipam", "VolumeDriver")
+            .await
+            .unwrap_err()
+            .is_not_implemented()
+    );
+
+    let client = plugin.client().unwrap();
+    let spaces = client
+        .request(&ipam::GetDefaultAddressSpacesRequest::default())
+        .await
+        .unwrap();
+    let pool = client
+        .request(&ipam::RequestPoolRequest {
+            address_space: spaces.local_default_address_space.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(pool.pool, "10.9.0.0/24");
+    let a = client
+        .request(&ipam::RequestAddressRequest {
+            pool_id: pool.pool_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let b = client
+        .request(&ipam::RequestAddressRequest {
+            pool_id: pool.pool_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_ne!(a.address, b.address);
+    assert!(a.address.starts_with("10.9.0."), "{}", a.address);
+    assert_eq!(reg.get_all("IpamDriver").await.unwrap().len(), 1);
+}
