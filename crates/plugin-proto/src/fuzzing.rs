@@ -448,6 +448,8 @@ fn go_fold(s: &str) -> String {
 /// `FUZZING.md`: nesting deeper than serde_json's limit of 128 (Go allows
 /// 10000), lone surrogate escapes (Go: U+FFFD; serde_json: an error),
 /// numbers beyond ±1e307 (Go: kept as text; serde_json: an error), a
+/// `\u` escape cut short by the end of input with a non-hex byte in it
+/// (Go: a syntax error; serde_json: unexpected EOF), a
 /// top-level number or literal followed directly by a non-delimiter (Go
 /// stops before it; serde_json's stream reader refuses it), integer fields
 /// given `-0`, fractions, exponents or out-of-range digits (Go reports the
@@ -712,6 +714,12 @@ mod model {
         }
 
         fn hex4(&mut self) -> Result<u32, Outcome> {
+            // serde_json reports EOF when fewer than four bytes are left,
+            // before it looks at them; Go reports the first non-hex byte.
+            let rest = &self.bytes[self.pos..];
+            if rest.len() < 4 && !rest.iter().all(u8::is_ascii_hexdigit) {
+                return Err(Outcome::Excluded("truncated \\u escape"));
+            }
             let mut n = 0;
             for _ in 0..4 {
                 let d = match self.next() {
@@ -1100,6 +1108,7 @@ mod tests {
             (br#"{"Addr":"\ud800"}"#, "surrogate"),
             (br#"{"x":1e400}"#, "number"),
             (b"nullx", "top-level"),
+            (b"\"\\uu", "truncated"),
             (br#"{"TLSConfig":{"ClientAuth":-0}}"#, "integer"),
             (
                 br#"{"Implements":["a","b"],"Implements":["c"],"Implements":["c",null]}"#,
