@@ -21,7 +21,8 @@
 //! Global options (accepted before or after the command):
 //!
 //! - `--socket-dir DIR`, `--spec-dir DIR` (repeatable, highest priority
-//!   first): the directories to search. Each defaults to the host's own,
+//!   first): the directories to search (relative ones are made absolute).
+//!   Each defaults to the host's own,
 //!   rootless-aware (`LocalRegistry::new()`): `/run/docker/plugins`, then
 //!   `/etc/docker/plugins` and `/usr/lib/docker/plugins` (or
 //!   `$XDG_CONFIG_HOME/docker/plugins` … when rootless).
@@ -180,7 +181,7 @@
 //! | `unreadable_spec` | error | a spec file that cannot be read, is not a regular file, or is too large |
 //! | `unreadable_directory` | error | a plugin directory that cannot be listed |
 //! | `invalid_name` | error | a name scan lists but resolution rejects (empty, `.`/`..`, path characters) |
-//! | `unresolvable` | warning | a name scan lists but no candidate resolves (`d.bar` sockets, `y.json/` directories, dangling symlinks) |
+//! | `unresolvable` | warning | a name scan lists but no candidate resolves (a socket `d.bar` lists as `d`; dangling symlinks) |
 //! | `shadowed` | warning | a definition never used because an earlier candidate decides the name (`path` is the unused one) |
 //! | `insecure_tls` | warning | `https://` without verification: a `.spec` file (it cannot carry TLS options) or a `.json` with `InsecureSkipVerify` |
 //! | `tls_ignored` | warning | a `.json` spec names certificates for a `tcp://`/`http://` address, which Docker dials in plain HTTP |

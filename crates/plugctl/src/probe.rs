@@ -23,20 +23,19 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// The directories: each flag replaces its default only
-    /// (`LocalRegistry::new()` gives the host's, rootless-aware).
+    /// (`LocalRegistry::new()` gives the host's, rootless-aware). Relative
+    /// directories are made absolute, so addresses are too.
     pub(crate) fn local_registry(
         socket_dir: Option<&Path>,
         spec_dirs: &[impl AsRef<Path>],
     ) -> LocalRegistry {
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         let host = LocalRegistry::new();
-        let socket_dir = socket_dir.unwrap_or(host.socket_dir()).to_path_buf();
+        let socket_dir = absolute(socket_dir.unwrap_or(host.socket_dir()));
         if spec_dirs.is_empty() {
             LocalRegistry::with_dirs(socket_dir, host.spec_dirs().to_vec())
         } else {
-            LocalRegistry::with_dirs(
-                socket_dir,
-                spec_dirs.iter().map(|d| d.as_ref().to_path_buf()),
-            )
+            LocalRegistry::with_dirs(socket_dir, spec_dirs.iter().map(|d| absolute(d.as_ref())))
         }
     }
 }

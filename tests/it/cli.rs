@@ -1,0 +1,819 @@
+//! `plugctl`, run in-process through its library entry with captured
+//! output, against temporary plugin trees and fake plugins: each command's
+//! table and JSON, exit statuses, every `doctor` finding, `call` replies and
+//! status errors, and the demo.
+
+use std::time::{Duration, Instant};
+
+use plugctl::{Exit, Output, run_captured};
+use plugin_tests::server::{FakePlugin, Reply};
+use plugin_tests::tree::PluginTree;
+use serde_json::Value;
+
+/// `plugctl --socket-dir <run> --spec-dir <etc> --spec-dir <lib> --timeout
+/// 500ms ARGS…`.
+async fn plugctl(tree: &PluginTree, args: &[&str]) -> Output {
+    plugctl_stdin(tree, args, b"").await
+}
+
+async fn plugctl_stdin(tree: &PluginTree, args: &[&str], stdin: &[u8]) -> Output {
+    plugctl_with(tree, "500ms", args, stdin).await
+}
+
+async fn plugctl_with(tree: &PluginTree, timeout: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let dirs = [
+        "--socket-dir".to_owned(),
+        tree.socket_dir().display().to_string(),
+        "--spec-dir".to_owned(),
+        tree.spec_dir(0).display().to_string(),
+        "--spec-dir".to_owned(),
+        tree.spec_dir(1).display().to_string(),
+        "--timeout".to_owned(),
+        timeout.to_owned(),
+    ];
+    let argv = std::iter::once("plugctl".to_owned())
+        .chain(dirs)
+        .chain(args.iter().map(|a| (*a).to_owned()));
+    run_captured(argv, stdin).await
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", out.stdout))
+}
+
+/// The `ls --json` row called `name`.
+fn row<'a>(rows: &'a Value, name: &str) -> &'a Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no row {name} in {rows:#}"))
+}
+
+async fn volume_plugin(tree: &PluginTree, rel: &str) -> FakePlugin {
+    FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .on(
+            "/VolumeDriver.List",
+            Reply::json(
+                200,
+                r#"{"Volumes":[{"Name":"v1","Mountpoint":"/m"}],"Err":""}"#,
+            ),
+        )
+        .on("/VolumeDriver.Create", Reply::err("boom"))
+        .on("/VolumeDriver.Get", Reply::echo())
+        .on("/VolumeDriver.Path", Reply::text(200, "not json"))
+        .unix(tree.path(rel))
+        .await
+}
+
+/// A tree with a live volume plugin (`vol`), a stale socket (`dead`), a
+/// tcp network plugin behind a `.spec` (`net`), a broken `.spec` (`bad`)
+/// and an https `.json` that skips verification and refuses (`sec`).
+struct Zoo {
+    tree: PluginTree,
+    _vol: FakePlugin,
+    _net: FakePlugin,
+}
+
+async fn zoo() -> Zoo {
+    let tree = PluginTree::new();
+    let vol = volume_plugin(&tree, "run/vol.sock").await;
+    tree.stale_socket("run/dead.sock");
+    let net = FakePlugin::builder()
+        .activate(&["NetworkDriver"])
+        .tcp()
+        .await;
+    tree.write_spec(0, "net", &net.address());
+    tree.write_spec(0, "bad", "127.0.0.1:8080");
+    tree.write_json(
+        1,
+        "sec",
+        r#"{"Name":"sec","Addr":"https://127.0.0.1:1","TLSConfig":{"InsecureSkipVerify":true},"Implements":["NetworkDriver"]}"#,
+    );
+    Zoo {
+        tree,
+        _vol: vol,
+        _net: net,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ls
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn ls_lists_each_name_in_scan_order_with_source_address_and_tls() {
+    let z = zoo().await;
+    let out = plugctl(&z.tree, &["ls"]).await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("SOURCE  PATH"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[0].contains("ADDRESS") && lines[0].contains("TLS") && lines[0].ends_with("ERROR")
+    );
+    assert!(
+        !lines[0].contains("STATE"),
+        "no probe, no state: {}",
+        lines[0]
+    );
+    let names: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    // Sockets sorted, then etc/ sorted, then lib/.
+    assert_eq!(names, ["dead", "vol", "bad", "net", "sec"]);
+    let sec = lines.iter().find(|l| l.starts_with("sec")).unwrap();
+    assert!(
+        sec.contains(" json ") && sec.contains("https://127.0.0.1:1") && sec.contains(" insecure"),
+        "{sec}"
+    );
+    let bad = lines.iter().find(|l| l.starts_with("bad")).unwrap();
+    assert!(
+        bad.contains("did you mean \"tcp://127.0.0.1:8080\"?"),
+        "{bad}"
+    );
+
+    let out = plugctl(&z.tree, &["ls", "--json"]).await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    let rows = json(&out);
+    assert_eq!(rows.as_array().unwrap().len(), 5);
+    let vol = row(&rows, "vol");
+    assert_eq!(vol["source"]["kind"], "socket");
+    assert_eq!(
+        vol["source"]["path"],
+        z.tree.path("run/vol.sock").display().to_string()
+    );
+    assert_eq!(
+        vol["address"],
+        format!("unix://{}", z.tree.path("run/vol.sock").display())
+    );
+    assert_eq!(vol["tls"], "none");
+    for key in [
+        "state",
+        "implements",
+        "latency_ms",
+        "error",
+        "declared_implements",
+    ] {
+        assert!(vol[key].is_null(), "{key}: {vol}");
+    }
+    let net = row(&rows, "net");
+    assert_eq!(net["source"]["kind"], "spec");
+    assert!(
+        net["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("tcp://127.0.0.1:")
+    );
+    assert_eq!(net["tls"], "none");
+    let sec = row(&rows, "sec");
+    assert_eq!(sec["tls"], "insecure");
+    assert_eq!(
+        sec["declared_implements"],
+        serde_json::json!(["NetworkDriver"])
+    );
+    let bad = row(&rows, "bad");
+    assert_eq!(bad["source"]["kind"], "spec");
+    assert_eq!(
+        bad["source"]["path"],
+        z.tree.spec_dir(0).join("bad.spec").display().to_string()
+    );
+    assert!(bad["address"].is_null() && bad["tls"].is_null());
+    assert!(
+        bad["error"]
+            .as_str()
+            .unwrap()
+            .contains("first path segment"),
+        "{bad}"
+    );
+}
+
+#[tokio::test]
+async fn ls_probe_activates_in_parallel_and_a_stale_socket_is_refused_at_once() {
+    let z = zoo().await;
+    let start = Instant::now();
+    let out = plugctl(&z.tree, &["ls", "--probe", "--json"]).await;
+    let took = start.elapsed();
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    // Nothing here needs the 500ms deadline: refusals are immediate.
+    assert!(took < Duration::from_millis(400), "took {took:?}");
+    let rows = json(&out);
+    let vol = row(&rows, "vol");
+    assert_eq!(vol["state"], "ok");
+    assert_eq!(vol["implements"], serde_json::json!(["VolumeDriver"]));
+    assert!(vol["latency_ms"].as_f64().unwrap() >= 0.0);
+    assert!(vol["error"].is_null());
+    let dead = row(&rows, "dead");
+    assert_eq!(dead["state"], "refused");
+    assert!(
+        dead["error"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{dead}"
+    );
+    assert!(dead["implements"].is_null());
+    assert_eq!(row(&rows, "net")["state"], "ok");
+    assert_eq!(
+        row(&rows, "net")["implements"],
+        serde_json::json!(["NetworkDriver"])
+    );
+    assert_eq!(row(&rows, "bad")["state"], "error");
+    assert_eq!(row(&rows, "sec")["state"], "refused");
+
+    let out = plugctl(&z.tree, &["ls", "--probe"]).await;
+    assert_eq!(out.exit, Exit::Ok);
+    let header = out.stdout.lines().next().unwrap();
+    for column in ["STATE", "IMPLEMENTS", "LATENCY", "ERROR"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let dead = out.stdout.lines().find(|l| l.starts_with("dead")).unwrap();
+    assert!(dead.contains(" refused "), "{dead}");
+}
+
+#[tokio::test]
+async fn ls_kind_filters_by_manifest_when_probing_and_by_declaration_otherwise() {
+    let z = zoo().await;
+    let out = plugctl(
+        &z.tree,
+        &["ls", "--probe", "--kind", "VolumeDriver", "--json"],
+    )
+    .await;
+    let rows = json(&out);
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    // net activated as a NetworkDriver: dropped; failures are kept (kinds unknown).
+    assert_eq!(names, ["dead", "vol", "bad", "sec"]);
+
+    let out = plugctl(&z.tree, &["ls", "--kind", "VolumeDriver", "--json"]).await;
+    let rows = json(&out);
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    // Only sec declares its kinds (NetworkDriver).
+    assert_eq!(names, ["dead", "vol", "bad", "net"]);
+
+    let out = plugctl(&z.tree, &["ls", "--kind", "NetworkDriver", "--json"]).await;
+    assert_eq!(row(&json(&out), "sec")["name"], "sec");
+}
+
+#[tokio::test]
+async fn ls_of_an_empty_tree_says_so_and_a_json_array_is_empty() {
+    let tree = PluginTree::new();
+    let out = plugctl(&tree, &["ls"]).await;
+    assert_eq!(out.exit, Exit::Ok);
+    assert!(
+        out.stdout.starts_with("no plugins found in "),
+        "{}",
+        out.stdout
+    );
+    let out = plugctl(&tree, &["ls", "--json"]).await;
+    assert_eq!(json(&out), serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn ls_fails_with_exit_1_when_a_directory_cannot_be_listed() {
+    let tree = PluginTree::new();
+    // A file where the socket directory should be.
+    let file = tree.write("notadir", "x");
+    let out = run_captured(
+        [
+            "plugctl",
+            "--socket-dir",
+            file.to_str().unwrap(),
+            "--spec-dir",
+            tree.spec_dir(0).to_str().unwrap(),
+            "ls",
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(out.exit, Exit::Problem, "{out:?}");
+    assert!(
+        out.stderr.contains("error reading dir entries"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// inspect
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn inspect_shows_candidates_in_order_the_winner_tls_and_manifest() {
+    let tree = PluginTree::new();
+    let _vol = volume_plugin(&tree, "run/vol.sock").await;
+    tree.write_spec(1, "vol", "tcp://127.0.0.1:9");
+
+    let out = plugctl(&tree, &["inspect", "vol"]).await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    assert!(
+        out.stdout.contains("winner:      socket "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("manifest:    {\"Implements\":[\"VolumeDriver\"]}"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("activation:  ok"), "{}", out.stdout);
+    assert!(out.stdout.contains("shadowed"), "{}", out.stdout);
+
+    let out = plugctl(&tree, &["inspect", "vol", "--json"]).await;
+    assert_eq!(out.exit, Exit::Ok);
+    let r = json(&out);
+    let candidates = r["candidates"].as_array().unwrap();
+    // 2 socket candidates, then 4 per spec directory.
+    assert_eq!(candidates.len(), 10);
+    assert_eq!(
+        candidates[0]["path"],
+        tree.path("run/vol.sock").display().to_string()
+    );
+    assert_eq!(candidates[0]["source"], "socket");
+    assert_eq!(candidates[0]["file_kind"], "socket");
+    assert_eq!(candidates[0]["finding"], "winner");
+    assert_eq!(candidates[1]["finding"], "missing");
+    assert!(candidates[1]["file_kind"].is_null());
+    let shadowed: Vec<&Value> = candidates
+        .iter()
+        .filter(|c| c["finding"] == "shadowed")
+        .collect();
+    assert_eq!(shadowed.len(), 1);
+    assert_eq!(
+        shadowed[0]["path"],
+        tree.spec_dir(1).join("vol.spec").display().to_string()
+    );
+    assert_eq!(shadowed[0]["source"], "spec");
+    assert_eq!(shadowed[0]["file_kind"], "file");
+    assert_eq!(r["source"]["kind"], "socket");
+    assert_eq!(r["tls"], "none");
+    assert_eq!(r["tls_options"]["InsecureSkipVerify"], true);
+    assert_eq!(r["state"], "ok");
+    assert_eq!(
+        r["manifest"],
+        serde_json::json!({"Implements": ["VolumeDriver"]})
+    );
+    assert!(r["error"].is_null());
+}
+
+#[tokio::test]
+async fn inspect_exits_1_for_stale_unknown_broken_and_invalid_names() {
+    let tree = PluginTree::new();
+    tree.stale_socket("run/dead.sock");
+    tree.write_json(0, "bad", "{");
+
+    let out = plugctl(&tree, &["inspect", "dead", "--json"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    let r = json(&out);
+    assert_eq!(r["state"], "refused");
+    assert!(r["manifest"].is_null());
+    assert!(r["error"].as_str().unwrap().contains("connection refused"));
+
+    let out = plugctl(&tree, &["inspect", "dead"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    assert!(
+        out.stdout.contains("activation:  refused"),
+        "{}",
+        out.stdout
+    );
+
+    let out = plugctl(&tree, &["inspect", "ghost", "--json"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    let r = json(&out);
+    assert!(r["state"].is_null() && r["source"].is_null());
+    assert_eq!(
+        r["error"],
+        "could not find plugin ghost in v1 plugin registry: plugin not found"
+    );
+    assert!(
+        r["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["finding"] == "missing")
+    );
+
+    let out = plugctl(&tree, &["inspect", "bad", "--json"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    let r = json(&out);
+    assert_eq!(r["source"]["kind"], "json");
+    let failed = r["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["finding"] == "failed")
+        .unwrap();
+    assert_eq!(
+        failed["path"],
+        tree.spec_dir(0).join("bad.json").display().to_string()
+    );
+
+    let out = plugctl(&tree, &["inspect", "../x", "--json"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    let r = json(&out);
+    assert_eq!(r["candidates"], serde_json::json!([]));
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid plugin name"),
+        "{r}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// call
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn call_prints_the_reply_and_sends_docker_bodies() {
+    let tree = PluginTree::new();
+    let vol = volume_plugin(&tree, "run/vol.sock").await;
+
+    // No JSON argument: an empty body, as Docker's nil args.
+    let out = plugctl(&tree, &["call", "vol", "VolumeDriver.List"]).await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    // Not a terminal: compact, in the plugin's key order.
+    assert_eq!(
+        out.stdout,
+        "{\"Volumes\":[{\"Name\":\"v1\",\"Mountpoint\":\"/m\"}],\"Err\":\"\"}\n"
+    );
+    let reqs = vol.requests();
+    assert_eq!(reqs.len(), 1, "no handshake first");
+    assert_eq!(reqs[0].path, "/VolumeDriver.List");
+    assert!(reqs[0].body.is_empty());
+
+    // A JSON argument is sent as written, with Go's trailing newline.
+    let out = plugctl(
+        &tree,
+        &["call", "vol", "VolumeDriver.Get", r#"{"Name": "v1"}"#],
+    )
+    .await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    assert_eq!(vol.requests()[1].body_text(), "{\"Name\": \"v1\"}\n");
+    assert_eq!(out.stdout, "{\"Name\":\"v1\"}\n");
+
+    // `-` reads stdin.
+    let out = plugctl_stdin(
+        &tree,
+        &["call", "vol", "VolumeDriver.Get", "-"],
+        b"{\"Name\":\"v2\"}\n",
+    )
+    .await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    assert_eq!(vol.requests()[2].body_text(), "{\"Name\":\"v2\"}\n");
+
+    // A reply that is not JSON is printed as it came.
+    let out = plugctl(&tree, &["call", "vol", "VolumeDriver.Path", "{}"]).await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    assert_eq!(out.stdout, "not json");
+}
+
+#[tokio::test]
+async fn call_status_errors_print_dockers_text_and_exit_1() {
+    let tree = PluginTree::new();
+    let _vol = volume_plugin(&tree, "run/vol.sock").await;
+    tree.stale_socket("run/dead.sock");
+
+    let out = plugctl(
+        &tree,
+        &["call", "vol", "VolumeDriver.Create", r#"{"Name":"x"}"#],
+    )
+    .await;
+    assert_eq!(out.exit, Exit::Problem);
+    assert_eq!(out.stderr, "VolumeDriver.Create: boom\n");
+    assert!(out.stdout.is_empty());
+
+    // Unscripted: Go's 404 text.
+    let out = plugctl(&tree, &["call", "vol", "VolumeDriver.Mount"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    assert_eq!(out.stderr, "VolumeDriver.Mount: 404 page not found\n\n");
+
+    let start = Instant::now();
+    let out = plugctl(&tree, &["call", "dead", "VolumeDriver.List"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    assert!(out.stderr.contains("connection refused"), "{}", out.stderr);
+    assert!(
+        start.elapsed() < Duration::from_millis(400),
+        "a refused socket is not retried"
+    );
+
+    let out = plugctl(&tree, &["call", "ghost", "VolumeDriver.List"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    assert!(out.stderr.contains("plugin not found"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn call_usage_errors_exit_2_before_any_io() {
+    let tree = PluginTree::new();
+    let vol = volume_plugin(&tree, "run/vol.sock").await;
+
+    let out = plugctl(&tree, &["call", "vol", "VolumeDriver.Get", "{not json"]).await;
+    assert_eq!(out.exit, Exit::Usage);
+    assert!(out.stderr.contains("not JSON"), "{}", out.stderr);
+
+    let out = plugctl(&tree, &["call", "vol", "List"]).await;
+    assert_eq!(out.exit, Exit::Usage);
+
+    let out = plugctl(&tree, &["call", "vol"]).await;
+    assert_eq!(out.exit, Exit::Usage, "clap: missing METHOD");
+    assert!(vol.requests().is_empty());
+}
+
+#[tokio::test]
+async fn call_times_out_under_the_deadline() {
+    let tree = PluginTree::new();
+    let _slow = FakePlugin::builder()
+        .on("/VolumeDriver.List", Reply::hang())
+        .unix(tree.path("run/slow.sock"))
+        .await;
+    let start = Instant::now();
+    let out = plugctl_with(&tree, "200ms", &["call", "slow", "VolumeDriver.List"], b"").await;
+    assert_eq!(out.exit, Exit::Problem);
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!out.stderr.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// doctor
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn doctor_reports_no_problems_with_exit_0() {
+    let tree = PluginTree::new();
+    let _vol = volume_plugin(&tree, "run/vol.sock").await;
+    let out = plugctl(&tree, &["doctor"]).await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    assert_eq!(out.stdout, "no problems found (1 plugin name checked)\n");
+    let out = plugctl(&tree, &["doctor", "--json"]).await;
+    assert_eq!(
+        json(&out),
+        serde_json::json!({"checked": 1, "problems": []})
+    );
+}
+
+/// The `(kind, name, path)` of every problem `doctor --json` reports.
+async fn problems(tree: &PluginTree) -> Vec<(String, String, String)> {
+    let out = plugctl(tree, &["doctor", "--json"]).await;
+    let r = json(&out);
+    let list = r["problems"].as_array().unwrap();
+    assert_eq!(
+        out.exit,
+        if list.is_empty() {
+            Exit::Ok
+        } else {
+            Exit::Problem
+        }
+    );
+    for p in list {
+        assert!(
+            p["severity"] == "error" || p["severity"] == "warning",
+            "{p}"
+        );
+        assert!(!p["message"].as_str().unwrap().is_empty(), "{p}");
+    }
+    list.iter()
+        .map(|p| {
+            let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+            (s(&p["kind"]), s(&p["name"]), s(&p["path"]))
+        })
+        .collect()
+}
+
+fn p(kind: &str, name: &str, path: impl AsRef<std::path::Path>) -> (String, String, String) {
+    (
+        kind.to_owned(),
+        name.to_owned(),
+        path.as_ref().display().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn doctor_finds_stale_sockets_and_dead_plugins() {
+    let tree = PluginTree::new();
+    let dead = tree.stale_socket("run/dead.sock");
+    let _hang = FakePlugin::builder()
+        .on("/Plugin.Activate", Reply::hang())
+        .unix(tree.path("run/hang.sock"))
+        .await;
+    let _fail = FakePlugin::builder()
+        .on("/Plugin.Activate", Reply::err("not today"))
+        .unix(tree.path("run/fail.sock"))
+        .await;
+    let start = Instant::now();
+    let found = problems(&tree).await;
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        found,
+        [
+            p("stale_socket", "dead", &dead),
+            p("activation_failed", "fail", tree.path("run/fail.sock")),
+            p("timeout", "hang", tree.path("run/hang.sock")),
+        ]
+    );
+    let out = plugctl(&tree, &["doctor"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    assert!(
+        out.stdout.contains("Plugin.Activate: not today"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .ends_with("3 problems found (3 plugin names checked)\n"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[tokio::test]
+async fn doctor_finds_unparsable_and_unreadable_specs_with_file_and_reason() {
+    let tree = PluginTree::new();
+    let bad = tree.write_spec(0, "bad", "localhost:8080");
+    let json_bad = tree.write_json(1, "jbad", r#"{"Addr": 12}"#);
+    let fifo = tree.fifo("etc/pipe.spec");
+    let found = problems(&tree).await;
+    assert_eq!(
+        found,
+        [
+            p("unparsable_spec", "bad", &bad),
+            p("unreadable_spec", "pipe", &fifo),
+            p("unparsable_spec", "jbad", &json_bad),
+        ]
+    );
+    let out = plugctl(&tree, &["doctor", "--json"]).await;
+    let r = json(&out);
+    let message = r["problems"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("tcp://localhost:8080"),
+        "the reason, with a hint: {message}"
+    );
+    assert!(
+        !message.contains(&bad.display().to_string()),
+        "the path has its own field: {message}"
+    );
+    let message = r["problems"][1]["message"].as_str().unwrap();
+    assert!(message.contains("named pipe"), "{message}");
+}
+
+#[tokio::test]
+async fn doctor_finds_shadowed_unresolvable_and_invalid_names() {
+    let tree = PluginTree::new();
+    let _vol = volume_plugin(&tree, "run/vol.sock").await;
+    let spec = tree.write_spec(0, "vol", "tcp://127.0.0.1:9");
+    let json_file = tree.write_json(1, "vol", r#"{"Addr":"tcp://127.0.0.1:9"}"#);
+    // Scan lists `odd` for the socket `odd.bar`, which never resolves.
+    tree.stale_socket("run/odd.bar");
+    // And `""` for a socket named `.sock`: rejected as a name.
+    tree.stale_socket("run/.sock");
+    let found = problems(&tree).await;
+    assert_eq!(
+        found,
+        [
+            p("invalid_name", "", "-"),
+            p("unresolvable", "odd", "-"),
+            p("shadowed", "vol", &spec),
+            p("shadowed", "vol", &json_file),
+        ]
+    );
+    let out = plugctl(&tree, &["doctor"]).await;
+    assert!(
+        out.stdout.contains("invalid name  \"\""),
+        "empty names are shown quoted:\n{}",
+        out.stdout
+    );
+}
+
+#[tokio::test]
+async fn doctor_finds_insecure_and_ignored_tls() {
+    let tree = PluginTree::new();
+    let https_spec = tree.write_spec(0, "web", "https://127.0.0.1:1");
+    let insecure_json = tree.write_json(
+        0,
+        "skip",
+        r#"{"Addr":"https://127.0.0.1:1","TLSConfig":{"InsecureSkipVerify":true}}"#,
+    );
+    let plain_json = tree.write_json(
+        1,
+        "plain",
+        r#"{"Addr":"tcp://127.0.0.1:1","TLSConfig":{"CAFile":"/etc/ca.pem"}}"#,
+    );
+    // Verified https with a CA is fine as far as TLS goes.
+    tree.write_json(
+        1,
+        "good",
+        r#"{"Addr":"https://127.0.0.1:1","TLSConfig":{"CAFile":"/nonexistent/ca.pem"}}"#,
+    );
+    let found: Vec<_> = problems(&tree)
+        .await
+        .into_iter()
+        // Nothing listens on port 1: each also fails to activate.
+        .filter(|(kind, _, _)| kind != "refused" && kind != "activation_failed")
+        .collect();
+    assert_eq!(
+        found,
+        [
+            p("insecure_tls", "skip", &insecure_json),
+            p("insecure_tls", "web", &https_spec),
+            p("tls_ignored", "plain", &plain_json),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// demo, usage
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn demo_runs_to_success_and_cleans_up() {
+    let start = Instant::now();
+    let out = run_captured(["plugctl", "demo"], b"").await;
+    assert_eq!(
+        out.exit,
+        Exit::Ok,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    for step in 1..=6 {
+        assert!(
+            out.stdout.contains(&format!("[{step}/6] ")),
+            "{}",
+            out.stdout
+        );
+    }
+    assert!(
+        out.stdout.contains("VolumeDriver.Create demo-vol"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("2 problems found"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("every step behaved as expected"),
+        "{}",
+        out.stdout
+    );
+    let tree = out
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap();
+    assert!(!std::path::Path::new(tree).exists(), "{tree} was removed");
+
+    let out = run_captured(["plugctl", "demo", "--json"], b"").await;
+    assert_eq!(out.exit, Exit::Usage);
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2() {
+    let tree = PluginTree::new();
+    for args in [
+        &["ls", "--bogus"][..],
+        &["inspect"],
+        &["--timeout", "1s", "ls"],
+        &["nope"],
+    ] {
+        let out = plugctl(&tree, args).await;
+        assert_eq!(out.exit, Exit::Usage, "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    for timeout in ["0s", "fast", "5"] {
+        let out = plugctl_with(&tree, timeout, &["ls"], b"").await;
+        assert_eq!(out.exit, Exit::Usage, "{timeout}: {out:?}");
+        assert!(out.stderr.contains("--timeout"), "{}", out.stderr);
+    }
+    let out = plugctl(&tree, &["--version"]).await;
+    assert_eq!(out.exit, Exit::Ok);
+    assert!(out.stdout.starts_with("plugctl "), "{}", out.stdout);
+}
