@@ -30,7 +30,8 @@
 //!   when stdout is a terminal, compact otherwise.
 //! - `-v` / `-vv` / `-vvv`: tracing (info / debug / trace) on stderr; with
 //!   no `-v`, `RUST_LOG` is honoured if set, and nothing is logged
-//!   otherwise. Only the binary ([`main`]) installs the subscriber.
+//!   otherwise; coloured only on a terminal without `NO_COLOR`. Only the
+//!   binary ([`main`]) installs the subscriber.
 //! - `--timeout DURATION` (default `2s`; `500ms`, `1.5s`, `1m30s`): the
 //!   deadline of each probe (handshake, including its retries) and of each
 //!   call.
@@ -425,9 +426,13 @@ fn init_tracing(verbose: u8) {
         2 => EnvFilter::new("debug"),
         _ => EnvFilter::new("trace"),
     };
+    // Colour only on a terminal, and never under NO_COLOR.
+    let ansi =
+        io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }
 
