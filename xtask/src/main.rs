@@ -6,6 +6,7 @@
 //! cargo xtask fuzz TARGET SECONDS     # one fuzz target (installs cargo-fuzz)
 //! cargo xtask fuzz-all SECONDS        # every target in turn, then a summary
 //! cargo xtask tidy                    # banned crates, dbg!, crate docs, checklist
+//! cargo xtask bench [options]         # benchmarks vs Docker's Go client (BENCHMARKS.md)
 //! ```
 //!
 //! Each task is a module with a `run` function; `main` only dispatches.
@@ -14,6 +15,7 @@
 
 #![allow(clippy::print_stdout)]
 
+mod bench;
 mod ci;
 mod cmd;
 mod fuzz;
@@ -32,7 +34,9 @@ tasks:
   ci                    run the CI checks of .ci/run, stopping at the first failure
   fuzz TARGET SECONDS   run one fuzz target (cargo-fuzz, stable, --sanitizer none)
   fuzz-all SECONDS      run every fuzz target in turn and print a summary table
-  tidy                  banned crates, dbg!, crate docs, checklist citations";
+  tidy                  banned crates, dbg!, crate docs, checklist citations
+  bench [--quick] [--secs S] [--rounds N] [--only P1,P3] [--no-docker-wait]
+                        benchmarks side by side with Docker's Go client (BENCHMARKS.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         ["fuzz", target, seconds] => seconds_arg(seconds).and_then(|s| fuzz::run(target, s)),
         ["fuzz-all", seconds] => seconds_arg(seconds).and_then(fuzz::run_all),
         ["tidy"] => tidy::run(),
+        ["bench", rest @ ..] => bench::run(rest),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())

@@ -1,0 +1,229 @@
+//! `bench-raw <seq|conc> --tree DIR [--transport unix|tcp] [--size N]
+//! [--conc N] [--secs S]`: the ceiling. A pre-formatted HTTP/1.1 request
+//! (the bytes Docker sends, body included) is written on one kept-alive
+//! socket and the reply read back, with no HTTP library: the reply's head
+//! is scanned for `Content-Length` and that many body bytes are read. `conc`
+//! runs one such loop per thread, each on its own connection.
+//!
+//! Prints the same JSON line as `bench-rust` (`calls_per_sec`,
+//! `cpu_us_per_call`).
+
+// Results go to stdout as one JSON line for the xtask.
+#![allow(clippy::print_stdout)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use plugin_bench::{Args, BoxError, ECHO_METHOD, Report, Tree, cpu_time, echo_body, rate};
+
+fn main() -> Result<(), BoxError> {
+    let args = Args::from_env()?;
+    let tree = args.tree()?;
+    let size: usize = args.num("size", 50)?;
+    let transport = args.str_or("transport", "unix").to_owned();
+    let secs = args.secs()?;
+    let request = Arc::new(request(&tree, &transport, size)?);
+    let report = match args.scenario() {
+        "seq" => {
+            let mut conn = Conn::open(&tree, &transport)?;
+            let stop = AtomicBool::new(false);
+            conn.run(&request, size, secs / 5, &stop)?;
+            let (start, cpu) = (Instant::now(), cpu_time());
+            let calls = conn.run(&request, size, secs, &stop)?;
+            rate(Report::new(), calls, start.elapsed(), cpu_time() - cpu)
+        }
+        "conc" => {
+            let callers: usize = args.num("conc", 16)?;
+            conc(&tree, &transport, &request, size, callers, secs)?
+        }
+        other => return Err(format!("unknown scenario {other:?}").into()),
+    };
+    println!("{}", report.to_json());
+    Ok(())
+}
+
+/// The request Docker's client writes for `Test.Echo` (header order and
+/// values as Go sends them over a unix socket).
+fn request(tree: &Tree, transport: &str, size: usize) -> Result<Vec<u8>, BoxError> {
+    let host = match transport {
+        "unix" => "plugin.moby.localhost".to_owned(),
+        _ => tcp_address(tree)?,
+    };
+    let body = echo_body(size);
+    let mut req = format!(
+        "POST /{ECHO_METHOD} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Go-http-client/1.1\r\n\
+         Content-Length: {}\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    Ok(req)
+}
+
+/// The echo server's tcp `host:port`, from the spec file it wrote.
+fn tcp_address(tree: &Tree) -> Result<String, BoxError> {
+    let spec = std::fs::read_to_string(tree.specs("main").join("bench-tcp.spec"))?;
+    Ok(spec
+        .trim()
+        .strip_prefix("tcp://")
+        .ok_or("bench-tcp.spec is not tcp://")?
+        .to_owned())
+}
+
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+struct Conn {
+    stream: Stream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn open(tree: &Tree, transport: &str) -> Result<Conn, BoxError> {
+        let stream = match transport {
+            "unix" => Stream::Unix(UnixStream::connect(tree.main_socket())?),
+            "tcp" => {
+                let s = TcpStream::connect(tcp_address(tree)?)?;
+                s.set_nodelay(true)?;
+                Stream::Tcp(s)
+            }
+            other => return Err(format!("--transport unix|tcp, not {other:?}").into()),
+        };
+        Ok(Conn {
+            stream,
+            buf: vec![0; 256 * 1024],
+        })
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.stream {
+            Stream::Unix(s) => s.write_all(bytes),
+            Stream::Tcp(s) => s.write_all(bytes),
+        }
+    }
+
+    fn read(&mut self, from: usize) -> std::io::Result<usize> {
+        let buf = &mut self.buf[from..];
+        let n = match &mut self.stream {
+            Stream::Unix(s) => s.read(buf)?,
+            Stream::Tcp(s) => s.read(buf)?,
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(n)
+    }
+
+    /// Calls until `secs` pass or `stop` is set; returns the number of
+    /// calls.
+    fn run(
+        &mut self,
+        request: &[u8],
+        size: usize,
+        secs: Duration,
+        stop: &AtomicBool,
+    ) -> Result<u64, BoxError> {
+        let start = Instant::now();
+        let mut calls = 0;
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..16 {
+                self.call(request, size)?;
+            }
+            calls += 16;
+            if start.elapsed() >= secs {
+                break;
+            }
+        }
+        Ok(calls)
+    }
+
+    /// One exchange: write the request, read the head, then the body.
+    fn call(&mut self, request: &[u8], size: usize) -> Result<(), BoxError> {
+        self.write_all(request)?;
+        let mut have = 0;
+        let head_end = loop {
+            have += self.read(have)?;
+            if let Some(i) = find(&self.buf[..have], b"\r\n\r\n") {
+                break i + 4;
+            }
+            if have == self.buf.len() {
+                return Err("reply head too large".into());
+            }
+        };
+        let len = content_length(&self.buf[..head_end]).ok_or("no Content-Length")?;
+        if !self.buf[..head_end].starts_with(b"HTTP/1.1 200") || len != size {
+            return Err("unexpected reply".into());
+        }
+        while have < head_end + len {
+            have += self.read(have)?;
+        }
+        Ok(())
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn content_length(head: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(head).ok()?;
+    text.split("\r\n").find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+fn conc(
+    tree: &Tree,
+    transport: &str,
+    request: &Arc<Vec<u8>>,
+    size: usize,
+    callers: usize,
+    secs: Duration,
+) -> Result<Report, BoxError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let counting = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    for _ in 0..callers {
+        let mut conn = Conn::open(tree, transport)?;
+        let (request, stop, counting, calls) = (
+            request.clone(),
+            stop.clone(),
+            counting.clone(),
+            calls.clone(),
+        );
+        threads.push(std::thread::spawn(move || -> Result<(), String> {
+            while !stop.load(Ordering::Relaxed) {
+                conn.call(&request, size).map_err(|e| e.to_string())?;
+                if counting.load(Ordering::Relaxed) {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        }));
+    }
+    std::thread::sleep(secs / 5);
+    let (start, cpu) = (Instant::now(), cpu_time());
+    counting.store(true, Ordering::Relaxed);
+    std::thread::sleep(secs);
+    counting.store(false, Ordering::Relaxed);
+    let (wall, cpu) = (start.elapsed(), cpu_time() - cpu);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().map_err(|_| "caller thread panicked")??;
+    }
+    Ok(rate(
+        Report::new(),
+        calls.load(Ordering::Relaxed),
+        wall,
+        cpu,
+    ))
+}
