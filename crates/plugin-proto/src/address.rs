@@ -484,9 +484,12 @@ fn check_port(port: &str) -> Result<(), String> {
 }
 
 fn host_char_ok(c: char) -> bool {
+    // Go's url.Parse lets C1 controls (U+0080–U+009F) through, and the
+    // request then fails on every retry (invalid Host header): refuse them
+    // here. Found by fuzzing (addr_parse).
     c.is_ascii_alphanumeric()
         || "-._~!$&'()*+,;=%".contains(c)
-        || (!c.is_ascii() && !c.is_whitespace())
+        || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
 }
 
 /// Go's path unescaping: `%XX` becomes the byte; a bad escape is an error.
@@ -753,6 +756,19 @@ mod tests {
         assert_eq!(
             parse("tcp://[fe80::1%25eth0]:1").endpoint(),
             &Endpoint::Tcp("[fe80::1%25eth0]:1".into())
+        );
+    }
+
+    #[test]
+    fn hosts_refuse_c1_control_characters() {
+        // Found by fuzzing (addr_parse): U+0096 reached the Host header.
+        assert_eq!(
+            Address::parse("https://a\u{96}b").unwrap_err().to_string(),
+            "parse \"https://a\\u0096b\": invalid character \"\\u0096\" in host name"
+        );
+        assert_eq!(
+            parse("https://b\u{fc}cher.example").host_header(),
+            "b\u{fc}cher.example"
         );
     }
 
