@@ -1,5 +1,7 @@
 //! `cargo xtask ci`: the checks of `.ci/run`, in the same order, stopping at
-//! the first failure. Keep the two lists identical.
+//! the first failure. Keep the two lists identical. The one difference:
+//! `.ci/run` installs the interop peers (dockerd, rclone) when root; this
+//! task only reports them missing.
 
 use crate::{Result, cmd, tidy};
 
@@ -46,9 +48,34 @@ const STEPS: &[Step] = &[
     },
 ];
 
+/// The programs the interop tests drive (`tests/it/interop`).
+const INTEROP_PEERS: &[&str] = &["dockerd", "docker", "rclone"];
+
+/// `.ci/run` installs the interop peers with apt when it runs as root; a
+/// developer's machine is left alone, so only say what is missing.
+fn check_interop_peers() {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<&str> = INTEROP_PEERS
+        .iter()
+        .copied()
+        .filter(|p| !std::env::split_paths(&path).any(|d| d.join(p).is_file()))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "{} missing: interop tests will skip (fail under CI=true); .ci/run installs them \
+             with `apt-get install docker.io rclone`",
+            missing.join(", ")
+        );
+    }
+}
+
 /// Runs every step, then `tidy` (in process: it is this binary's own task).
 pub(crate) fn run() -> Result {
     for step in STEPS {
+        if step.name == "tests" {
+            eprintln!("\n==> interop peers");
+            check_interop_peers();
+        }
         eprintln!("\n==> {}", step.name);
         cmd::run(cmd::cargo(step.args, step.env))
             .map_err(|e| format!("ci step `{}` failed: {e}", step.name))?;
