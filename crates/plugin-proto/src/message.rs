@@ -20,6 +20,7 @@
 //! **What it must never do:** IO of any kind, or panic on any input.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -520,8 +521,14 @@ fn visit_object<'de, V: Visitor<'de>>(
 /// Go's member-to-field matching: an exact name first, else the first
 /// field equal under case folding; `null` members leave their field alone;
 /// later duplicates replace earlier ones (serde would reject them).
+///
+/// Linear in the number of members: a reply with a million keys must not
+/// cost a million squared comparisons.
 fn struct_members(entries: Vec<(String, GoValue)>, fields: &[&str]) -> Vec<(String, GoValue)> {
-    let mut out: Vec<(String, GoValue)> = Vec::with_capacity(entries.len());
+    let mut out: Vec<Option<(String, GoValue)>> = Vec::with_capacity(entries.len());
+    // Where each key's latest member sits in `out`; an earlier one is
+    // blanked, so the survivor keeps the position of the last duplicate.
+    let mut latest: HashMap<String, usize> = HashMap::with_capacity(entries.len());
     for (key, value) in entries {
         if matches!(value, GoValue::Null) {
             continue;
@@ -533,10 +540,12 @@ fn struct_members(entries: Vec<(String, GoValue)>, fields: &[&str]) -> Vec<(Stri
         } else {
             key
         };
-        out.retain(|(k, _)| *k != key);
-        out.push((key, value));
+        if let Some(earlier) = latest.insert(key.clone(), out.len()) {
+            out[earlier] = None;
+        }
+        out.push(Some((key, value)));
     }
-    out
+    out.into_iter().flatten().collect()
 }
 
 macro_rules! null_is_zero {
@@ -704,6 +713,26 @@ mod tests {
         assert_eq!(p.id, "i");
         assert_eq!(p.count, 2);
         assert!(p.on);
+    }
+
+    #[test]
+    fn many_members_decode_in_linear_time() {
+        // A hostile reply with 200 000 unknown keys and as many duplicates:
+        // member matching used to compare each key with every earlier one
+        // (minutes of CPU that no timeout can interrupt).
+        let mut body = String::from("{");
+        for i in 0..200_000 {
+            body.push_str(&format!("\"k{i}\":1,\"name\":\"n{i}\","));
+        }
+        body.push_str("\"Count\":7}");
+        let start = std::time::Instant::now();
+        let p: Probe = decode_message(body.as_bytes()).unwrap();
+        assert_eq!((p.name.as_str(), p.count), ("n199999", 7));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]
