@@ -385,6 +385,12 @@ pub(crate) fn body_error_text(e: &hyper::Error) -> String {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<io::Error>() {
+            // hyper reports a body cut short as its own `UnexpectedEof`
+            // ("end of file before message length reached"); Go says
+            // `unexpected EOF`.
+            if io.raw_os_error().is_none() && io.kind() == io::ErrorKind::UnexpectedEof {
+                return "unexpected EOF".to_owned();
+            }
             return errno_text(io);
         }
         cur = err.source();
