@@ -8,6 +8,7 @@
 mod cli;
 mod client;
 mod discovery;
+mod faults;
 mod interop;
 mod kit;
 mod proto_corpus;

@@ -1,0 +1,798 @@
+//! Reliability under faults: plugins that die mid-call, accept and never
+//! answer, trickle bytes, speak broken HTTP, send endless or cut bodies,
+//! move between sockets, ports and transports while an engine uses them;
+//! a thousand plugins under ten thousand concurrent calls; TLS failures
+//! end to end through the registry, and a handshake whose signature does
+//! not match its certificate.
+//!
+//! Docker, measured: `docker volume ls` hangs with no limit when a plugin
+//! socket accepts and never answers; a plugin whose socket vanished costs
+//! 15 s on every `ls`/`rm`/`inspect`; a plugin moved from unix to tcp is
+//! not found again until the engine restarts. Each of those is a test here
+//! with the opposite outcome.
+//!
+//! Where a real process death matters, the test binary runs itself as a
+//! child (`spawn_self`): the same test function, with `FAULTS_ROLE` set,
+//! plays the plugin (or the load test's client and server farm) and is
+//! killed with `SIGKILL`. Every test is bounded by a deadline of a few
+//! seconds; budgets are hundreds of milliseconds.
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use plugin_client::{CallOptions, Client, ClientBuilder, NO_ARGS, RetryPolicy};
+use plugin_proto::{Address, Manifest};
+use plugin_registry::{ListState, Policy, Registry};
+use plugin_tests::server::{FakePlugin, Reply};
+use plugin_tests::tree::PluginTree;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+/// The outer bound of every test: nothing here may take longer.
+const DEADLINE: Duration = Duration::from_secs(10);
+const ACTIVATE: &str = "Plugin.Activate";
+
+/// Runs `f` under [`DEADLINE`]; a hang is a test failure, not a stuck CI.
+async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(DEADLINE, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: still running after {DEADLINE:?}"),
+    }
+}
+
+/// A short directory under `/tmp` (unix socket paths are limited to 108
+/// bytes).
+fn tmp() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("pf")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+fn no_retry() -> ClientBuilder {
+    Client::builder().retry(RetryPolicy::none())
+}
+
+/// The default registry policy with budgets short enough for tests: no
+/// retry fits in 300 ms (the first backoff is 1 s), handshakes and listings
+/// bounded at 300 ms.
+fn quick_policy() -> Policy {
+    let mut p = Policy::default().with_retry(RetryPolicy::with_budget(MS(300)));
+    p.handshake_timeout = Some(MS(300));
+    p.list_timeout = Some(MS(500));
+    p
+}
+
+/// Polls `cond` every 10 ms until it holds; panics after `limit`.
+async fn eventually(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "{what}: not true after {limit:?}");
+        tokio::time::sleep(MS(10)).await;
+    }
+}
+
+fn assert_within(what: &str, took: Duration, min: Duration, max: Duration) {
+    assert!(
+        took >= min && took < max,
+        "{what}: took {took:?}, expected {min:?}..{max:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Child processes: this test binary, running one test in a role
+// ---------------------------------------------------------------------------
+
+/// Set in a child: which part the test function plays there.
+const ROLE: &str = "FAULTS_ROLE";
+
+fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+fn env_path(name: &str) -> PathBuf {
+    std::env::var_os(name)
+        .unwrap_or_else(|| panic!("child role needs {name}"))
+        .into()
+}
+
+/// The libtest name of a test function of this module.
+fn test_name(function: &str) -> String {
+    let module = module_path!()
+        .split_once("::")
+        .map_or(module_path!(), |(_, m)| m);
+    format!("{module}::{function}")
+}
+
+/// A child process killed (`SIGKILL`) and reaped when dropped, so a failed
+/// assertion never leaves a plugin running.
+struct ChildGuard(Child);
+
+impl ChildGuard {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// `SIGKILL` now, and reap it.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// Waits for the child to exit by itself within `limit`; kills it and
+    /// fails otherwise. Returns its stdout and whether it succeeded.
+    fn wait_output(mut self, limit: Duration) -> (bool, String) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                let mut out = String::new();
+                if let Some(mut s) = self.0.stdout.take() {
+                    let _ = s.read_to_string(&mut out);
+                }
+                return (status.success(), out);
+            }
+            if start.elapsed() > limit {
+                self.kill();
+                panic!("child {} still running after {limit:?}", self.pid());
+            }
+            std::thread::sleep(MS(20));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.kill();
+        }
+    }
+}
+
+/// Runs this test binary again with only `function` selected, `ROLE` set to
+/// `role` and `env` added. Its stdout is piped (read it with
+/// [`ChildGuard::wait_output`]); stderr is inherited.
+fn spawn_self(function: &str, role: &str, env: &[(&str, OsString)]) -> ChildGuard {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        test_name(function).as_str(),
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(ROLE, role)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    ChildGuard(cmd.spawn().unwrap())
+}
+
+/// In a child: die with the thread that spawned us, so nothing outlives a
+/// crashed or interrupted test run.
+fn die_with_parent() {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A raw unix-socket server, for behaviour the kit cannot script
+// ---------------------------------------------------------------------------
+
+/// Serves each accepted connection with `f(stream, connection number)`.
+/// Stops (and drops every connection) when dropped.
+struct RawServer {
+    path: PathBuf,
+    accepted: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RawServer {
+    fn start<F, Fut>(path: PathBuf, f: F) -> RawServer
+    where
+        F: Fn(UnixStream, usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = UnixListener::bind(&path).unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = JoinSet::new();
+            loop {
+                tokio::select! {
+                    Some(_) = conns.join_next(), if !conns.is_empty() => {}
+                    Ok((s, _)) = listener.accept() => {
+                        let n = count.fetch_add(1, Ordering::SeqCst);
+                        conns.spawn(f(s, n));
+                    }
+                }
+            }
+        });
+        RawServer {
+            path,
+            accepted,
+            task,
+        }
+    }
+
+    fn address(&self) -> Address {
+        Address::unix(&self.path)
+    }
+
+    fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads one request (head and `Content-Length` body); `None` at a clean
+/// end of stream.
+async fn read_request(s: &mut UnixStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = s.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    Some(head)
+}
+
+/// Waits until the peer closes its end (reads return 0 or fail).
+async fn until_closed(s: &mut UnixStream) {
+    let mut tmp = [0u8; 1024];
+    while let Ok(n) = s.read(&mut tmp).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A plugin killed mid-call (a real process, SIGKILL)
+// ---------------------------------------------------------------------------
+
+/// The child's part: a volume plugin on `$FAULTS_SOCK` that records every
+/// `VolumeDriver.Create` body as a file `req.<n>` in `$FAULTS_DIR` and never
+/// answers it. It writes `$FAULTS_DIR/ready` once it listens, and exits by
+/// itself after 20 s in case nobody kills it.
+async fn hanging_plugin_child() {
+    die_with_parent();
+    let dir = env_path("FAULTS_DIR");
+    let sock = env_path("FAULTS_SOCK");
+    let seen = Arc::new(AtomicUsize::new(0));
+    let record_dir = dir.clone();
+    let _plugin = FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .on(
+            "VolumeDriver.Create",
+            Reply::with(move |r| {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                std::fs::write(record_dir.join(format!("req.{n}")), &r.body).unwrap();
+                Reply::hang()
+            }),
+        )
+        .unix(&sock)
+        .await;
+    std::fs::write(dir.join("ready"), "").unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+}
+
+/// The bodies the child recorded, in order.
+fn recorded_bodies(dir: &Path) -> Vec<Vec<u8>> {
+    (0..)
+        .map_while(|n| std::fs::read(dir.join(format!("req.{n}"))).ok())
+        .collect()
+}
+
+/// Starts the hanging plugin child for `function` and waits until it
+/// listens on `<dir>/k.sock`.
+async fn start_hanging_child(function: &str, dir: &Path) -> (ChildGuard, PathBuf) {
+    let sock = dir.join("k.sock");
+    let child = spawn_self(
+        function,
+        "hanging-plugin",
+        &[
+            ("FAULTS_DIR", dir.as_os_str().to_owned()),
+            ("FAULTS_SOCK", sock.as_os_str().to_owned()),
+        ],
+    );
+    let ready = dir.join("ready");
+    eventually("child plugin ready", Duration::from_secs(8), || {
+        ready.exists()
+    })
+    .await;
+    (child, sock)
+}
+
+fn create_args() -> Value {
+    json!({"Name": "v-killed", "Opts": {"size": "1g"}})
+}
+
+#[tokio::test]
+async fn plugin_killed_mid_call_is_a_transport_error_and_no_second_request_without_retry() {
+    if role().is_some() {
+        return hanging_plugin_child().await;
+    }
+    let dir = tmp();
+    let (mut child, sock) = start_hanging_child(
+        "plugin_killed_mid_call_is_a_transport_error_and_no_second_request_without_retry",
+        dir.path(),
+    )
+    .await;
+    let client = no_retry().build(Address::unix(&sock), None).unwrap();
+    let call = tokio::spawn(async move {
+        client
+            .call::<_, Value>("VolumeDriver.Create", Some(&create_args()))
+            .await
+    });
+    // The plugin has read the request and is working on it: kill it.
+    eventually("request recorded", Duration::from_secs(5), || {
+        !recorded_bodies(dir.path()).is_empty()
+    })
+    .await;
+    let killed = Instant::now();
+    child.kill();
+    let e = bounded("call after kill", call).await.unwrap().unwrap_err();
+    assert!(killed.elapsed() < Duration::from_secs(2), "no hang");
+    assert!(
+        !e.is_status() && !e.is_timeout() && !e.is_decode() && !e.is_connect(),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(
+        text == "Post \"http://plugin.moby.localhost/VolumeDriver.Create\": EOF"
+            || text.ends_with("connection reset by peer"),
+        "{text}"
+    );
+    // One request reached the plugin; nothing was sent again.
+    assert_eq!(recorded_bodies(dir.path()).len(), 1);
+}
+
+#[tokio::test]
+async fn plugin_killed_mid_call_is_retried_with_the_full_body_on_its_successor() {
+    if role().is_some() {
+        return hanging_plugin_child().await;
+    }
+    let dir = tmp();
+    let (mut child, sock) = start_hanging_child(
+        "plugin_killed_mid_call_is_retried_with_the_full_body_on_its_successor",
+        dir.path(),
+    )
+    .await;
+    // One retry, one second after the failure.
+    let client = Client::builder()
+        .retry(RetryPolicy::with_budget(MS(1500)))
+        .build(Address::unix(&sock), None)
+        .unwrap();
+    let call = tokio::spawn(async move {
+        client
+            .call::<_, Value>("VolumeDriver.Create", Some(&create_args()))
+            .await
+    });
+    eventually("request recorded", Duration::from_secs(5), || {
+        !recorded_bodies(dir.path()).is_empty()
+    })
+    .await;
+    child.kill();
+    // A supervisor restarts the plugin at the same path before the retry.
+    std::fs::remove_file(&sock).unwrap();
+    let successor = FakePlugin::builder()
+        .on("VolumeDriver.Create", Reply::echo())
+        .unix(&sock)
+        .await;
+    let v = bounded("retried call", call).await.unwrap().unwrap();
+    assert_eq!(v, create_args());
+    let first = &recorded_bodies(dir.path())[0];
+    let again = successor.requests();
+    assert_eq!(again.len(), 1);
+    assert_eq!(&again[0].body, first, "the whole body, not an empty one");
+    assert_eq!(
+        again[0].header("Content-Length"),
+        Some(first.len().to_string().as_str())
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A plugin that accepts and never answers
+// ---------------------------------------------------------------------------
+
+/// Answers `A.Ok` with `{}`; never answers anything else and reports (by
+/// counting) when the client closes such a connection.
+fn hang_server(path: PathBuf, closed: Arc<AtomicUsize>) -> RawServer {
+    RawServer::start(path, move |mut s, _| {
+        let closed = closed.clone();
+        async move {
+            while let Some(head) = read_request(&mut s).await {
+                if head.starts_with("POST /A.Ok ") {
+                    let reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+                    if s.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                } else {
+                    until_closed(&mut s).await;
+                    closed.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    })
+}
+
+#[tokio::test]
+async fn timeouts_fire_on_time_and_the_hung_connection_is_closed_not_reused() {
+    let dir = tmp();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let server = hang_server(dir.path().join("h.sock"), closed.clone());
+    bounded("timeouts", async {
+        // Per-call timeout (Docker's WithRequestTimeout).
+        let client = no_retry().build(server.address(), None).unwrap();
+        let _: Value = client.call("A.Ok", NO_ARGS).await.unwrap();
+        assert_eq!(server.connections(), 1);
+        let start = Instant::now();
+        let e = client
+            .call_with::<_, Value>("A.Hang", NO_ARGS, &CallOptions::new().timeout(MS(200)))
+            .await
+            .unwrap_err();
+        assert_within("per-call timeout", start.elapsed(), MS(200), MS(1000));
+        assert!(e.is_timeout() && !e.is_connect(), "{e:?}");
+        // The hung connection is closed by the client, not parked in the
+        // pool: the plugin sees it go.
+        eventually("hung connection closed", MS(1000), || {
+            closed.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        // The next call works, on a fresh connection.
+        let _: Value = client.call("A.Ok", NO_ARGS).await.unwrap();
+        assert_eq!(server.connections(), 2);
+
+        // Client timeout (Docker's NewClientWithTimeout).
+        let client = no_retry()
+            .timeout(MS(200))
+            .build(server.address(), None)
+            .unwrap();
+        let start = Instant::now();
+        let e = client
+            .call::<_, Value>("A.Hang", NO_ARGS)
+            .await
+            .unwrap_err();
+        assert_within("client timeout", start.elapsed(), MS(200), MS(1000));
+        assert!(e.is_timeout(), "{e:?}");
+        eventually("second hung connection closed", MS(1000), || {
+            closed.load(Ordering::SeqCst) == 2
+        })
+        .await;
+        let _: Value = client.call("A.Ok", NO_ARGS).await.unwrap();
+        assert_eq!(server.connections(), 4);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn registry_get_of_a_plugin_that_never_answers_is_bounded_by_the_handshake_timeout() {
+    // Docker's handshake has no bound: `get` (and every volume operation
+    // naming the driver) hangs.
+    let tree = PluginTree::new();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let _server = hang_server(tree.path("run/mute.sock"), closed);
+    let reg = Registry::new(tree.registry(), quick_policy());
+    let start = Instant::now();
+    let e = bounded("get", reg.get("mute", "VolumeDriver"))
+        .await
+        .unwrap_err();
+    assert_within("handshake", start.elapsed(), MS(300), MS(1500));
+    assert!(e.is_timeout(), "{e:?}");
+    assert!(reg.plugins().is_empty(), "a failed activation is not kept");
+}
+
+#[tokio::test]
+async fn get_all_finishes_within_the_list_timeout_whatever_hangs() {
+    // Three ways to never answer: the kit's plugin that reads the request
+    // and hangs, a listener nobody accepts on (the kernel completes the
+    // connection into the backlog), and a listener that accepts and never
+    // reads. Docker's `volume ls` hangs forever on each.
+    let tree = PluginTree::new();
+    let _hang = FakePlugin::builder()
+        .on(ACTIVATE, Reply::hang())
+        .unix(tree.path("run/hang.sock"))
+        .await;
+    let _backlog = tree.live_socket("run/backlog.sock");
+    let _mute = RawServer::start(tree.path("run/mute.sock"), |s, _| async move {
+        let _keep = s;
+        std::future::pending::<()>().await;
+    });
+    let _ok = FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .unix(tree.path("run/ok.sock"))
+        .await;
+    let mut policy = Policy::default();
+    policy.list_timeout = Some(MS(300));
+    let reg = Registry::new(tree.registry(), policy);
+    let start = Instant::now();
+    let all = bounded("get_all", reg.get_all("VolumeDriver"))
+        .await
+        .unwrap();
+    assert_within("get_all", start.elapsed(), MS(300), MS(1500));
+    let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["ok"]);
+    let listing = bounded("list", reg.list("VolumeDriver")).await.unwrap();
+    for l in &listing {
+        let want = if l.name == "ok" {
+            ListState::Ok
+        } else {
+            ListState::Timeout
+        };
+        assert_eq!(l.state, want, "{}: {:?}", l.name, l.error);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Slow, malformed, cut and oversized replies
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn slowloris_replies_hit_the_deadline_however_steady_the_trickle() {
+    let dir = tmp();
+    // Byte by byte, head included: each byte resets no timer.
+    let head_trickle = FakePlugin::builder()
+        .on(
+            "A.B",
+            Reply::slow(MS(20), Reply::json(200, r#"{"Err":""}"#)),
+        )
+        .unix(dir.path().join("slow.sock"))
+        .await;
+    // The head at once, then the body one byte every 10 ms.
+    let body_trickle = RawServer::start(dir.path().join("body.sock"), |mut s, _| async move {
+        if read_request(&mut s).await.is_none() {
+            return;
+        }
+        let body = format!(r#"{{"Data":"{}"}}"#, "a".repeat(1000));
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        if s.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        for b in body.bytes() {
+            tokio::time::sleep(MS(10)).await;
+            if s.write_all(&[b]).await.is_err() {
+                return;
+            }
+        }
+    });
+    bounded("slowloris", async {
+        for address in [
+            Address::parse(&head_trickle.address()).unwrap(),
+            body_trickle.address(),
+        ] {
+            let per_call = no_retry().build(&address, None).unwrap();
+            let start = Instant::now();
+            let e = per_call
+                .call_with::<_, Value>("A.B", NO_ARGS, &CallOptions::new().timeout(MS(300)))
+                .await
+                .unwrap_err();
+            assert_within("per-call", start.elapsed(), MS(300), MS(1200));
+            assert!(e.is_timeout() && !e.is_decode(), "{address}: {e:?}");
+
+            let whole = no_retry().timeout(MS(300)).build(&address, None).unwrap();
+            let start = Instant::now();
+            let e = whole.call::<_, Value>("A.B", NO_ARGS).await.unwrap_err();
+            assert_within("client", start.elapsed(), MS(300), MS(1200));
+            assert!(e.is_timeout(), "{address}: {e:?}");
+        }
+    })
+    .await;
+}
+
+/// Replies that are not HTTP a client can accept. Each must fail alone,
+/// quickly, as a transport or body error (never a status, never a panic).
+const MALFORMED: &[(&str, &[u8])] = &[
+    ("bad status code", b"HTTP/1.1 abc OK\r\n\r\n"),
+    ("no status line", b"\r\n\r\n"),
+    (
+        "header without colon",
+        b"HTTP/1.1 200 OK\r\nBad Header\r\n\r\n{}",
+    ),
+    (
+        "negative length",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n{}",
+    ),
+    (
+        "overflowing length",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n{}",
+    ),
+    (
+        "conflicting lengths",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    ),
+    (
+        "bad chunk size",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    ),
+    (
+        "chunked body cut",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"Err\"",
+    ),
+    ("head cut", b"HTTP/1.1 200 OK\r\nContent-Le"),
+    ("HTTP/0.9 body", b"{\"Implements\":[\"VolumeDriver\"]}"),
+    ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+    ("TLS record", b"\x16\x03\x01\x00\x05hello"),
+    ("NUL bytes", b"\0\0\0\0\0\0\0\0\r\n\r\n"),
+    ("interim reply only", b"HTTP/1.1 100 Continue\r\n\r\n"),
+    ("HTTP/3", b"HTTP/3 200 OK\r\n\r\n"),
+];
+
+#[tokio::test]
+async fn malformed_replies_are_clear_errors() {
+    let dir = tmp();
+    let mut script = FakePlugin::builder();
+    for (i, (_, bytes)) in MALFORMED.iter().enumerate() {
+        script = script.on(&format!("M.Case{i}"), Reply::raw(*bytes));
+    }
+    let plugin = script
+        .on("M.Ok", Reply::json(200, r#"{"ok":true}"#))
+        .unix(dir.path().join("m.sock"))
+        .await;
+    let client = no_retry().build(plugin.address(), None).unwrap();
+    bounded("malformed", async {
+        for (i, (what, _)) in MALFORMED.iter().enumerate() {
+            let method = format!("M.Case{i}");
+            let start = Instant::now();
+            let e = client.call::<_, Value>(&method, NO_ARGS).await.unwrap_err();
+            assert!(start.elapsed() < MS(1000), "{what}: {:?}", start.elapsed());
+            assert!(!e.is_status() && !e.is_timeout(), "{what}: {e:?}");
+            println!("{what}: {e}");
+            // The same client keeps working.
+            let v: Value = client.call("M.Ok", NO_ARGS).await.unwrap();
+            assert_eq!(v, json!({"ok": true}), "{what}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cut_non_json_and_hostile_json_bodies_are_clear_errors() {
+    let dir = tmp();
+    let deep_array = "[".repeat(100_000);
+    let deep_object = r#"{"a":"#.repeat(50_000);
+    let plugin = FakePlugin::builder()
+        .on("B.Cut", Reply::truncated(200, 100, r#"{"Err":"#))
+        .on("B.CutError", Reply::truncated(500, 100, r#"{"Err":"bo"#))
+        .on(
+            "B.CutChunked",
+            Reply::raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"Err\""),
+        )
+        .on(
+            "B.BadChunk",
+            Reply::raw(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+            ),
+        )
+        .on("B.NotJson", Reply::json(200, "not json"))
+        .on("B.Binary", Reply::json(200, "\u{0}\u{1}garbage"))
+        .on("B.DeepArray", Reply::json(200, deep_array))
+        .on("B.DeepObject", Reply::json(200, deep_object))
+        .unix(dir.path().join("b.sock"))
+        .await;
+    let client = no_retry().build(plugin.address(), None).unwrap();
+    bounded("bodies", async {
+        // A body cut short reads as Go's `unexpected EOF`, 200 or not.
+        for m in ["B.Cut", "B.CutChunked"] {
+            let e = client.call::<_, Value>(m, NO_ARGS).await.unwrap_err();
+            assert!(!e.is_status() && !e.is_decode(), "{m}: {e:?}");
+            assert_eq!(e.to_string(), "unexpected EOF", "{m}");
+        }
+        let e = client
+            .call::<_, Value>("B.CutError", NO_ARGS)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(500));
+        assert_eq!(e.to_string(), "B.CutError: unexpected EOF");
+        let e = client
+            .call::<_, Value>("B.BadChunk", NO_ARGS)
+            .await
+            .unwrap_err();
+        assert!(!e.is_status() && !e.is_decode(), "{e:?}");
+        println!("bad chunk: {e}");
+        // Not JSON, or JSON too deep to decode without recursion: decode
+        // errors, never a stack overflow.
+        for m in ["B.NotJson", "B.Binary", "B.DeepArray", "B.DeepObject"] {
+            let e = client.call::<_, Value>(m, NO_ARGS).await.unwrap_err();
+            assert!(e.is_decode() && !e.is_status(), "{m}: {e:?}");
+            println!("{m}: {e}");
+            let e = client.call::<_, Manifest>(m, NO_ARGS).await.unwrap_err();
+            assert!(e.is_decode(), "{m}: {e:?}");
+        }
+    })
+    .await;
+}
+
+/// Runs `f` on its own thread with its own runtime and fails if it has not
+/// finished within `limit`. For CPU-bound work, which no `timeout` on the
+/// same thread can interrupt.
+fn on_a_thread_within<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("still running after {limit:?}"))
+}
+
+#[test]
+fn replies_with_a_million_keys_or_elements_decode_in_linear_time() {
+    // ~10 MB each: under the 64 MiB default cap, so they are decoded, not
+    // refused. Key matching used to be quadratic: a plugin could pin a core
+    // of the engine for many minutes, beyond the reach of any timeout.
+    let mut keys = String::from(r#"{"Implements":["VolumeDriver"]"#);
+    for i in 0..1_000_000 {
+        keys.push_str(&format!(",\"k{i}\":1"));
+    }
+    keys.push('}');
+    let mut elements = String::from(r#"{"Implements":["#);
+    for _ in 0..1_000_000 {
+        elements.push_str(r#""NetworkDriver","#);
+    }
+    elements.push_str(r#""VolumeDriver"]}"#);
+    on_a_thread_within(Duration::from_secs(20), move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dir = tmp();
+            let plugin = FakePlugin::builder()
+                .on("K.Keys", Reply::json(200, keys))
+                .on("K.Elements", Reply::json(200, elements))
+                .unix(dir.path().join("keys.sock"))
+                .await;
+            let client = no_retry().build(plugin.address(), None).unwrap();
+            for m in ["K.Keys", "K.Elements"] {
+                let start = Instant::now();
+                let manifest: Manifest = client.call(m, NO_ARGS).await.unwrap();
+                assert!(manifest.implements("VolumeDriver"), "{m}");
+                println!("{m}: {:?}", start.elapsed());
+            }
+        });
+    });
+}
