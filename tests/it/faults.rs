@@ -796,3 +796,475 @@ fn replies_with_a_million_keys_or_elements_decode_in_linear_time() {
         });
     });
 }
+
+#[tokio::test]
+async fn bytes_after_a_complete_reply_are_never_taken_as_the_next_reply() {
+    // A plugin that sends a second, unsolicited reply after the first (in
+    // the same write, or later on the idle connection) must not answer the
+    // engine's next call with it: that call goes to the plugin.
+    const EVIL: &str = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{\"evil\":true}";
+    let dir = tmp();
+    let same_write = FakePlugin::builder()
+        .on(
+            "S.First",
+            Reply::raw(format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{{}}{EVIL}"
+            )),
+        )
+        .on("S.Second", Reply::json(200, r#"{"real":true}"#))
+        .unix(dir.path().join("s.sock"))
+        .await;
+    // Keeps the connection open: the smuggled reply sits in the buffer, or
+    // arrives while the connection idles in the pool.
+    let seconds = Arc::new(AtomicUsize::new(0));
+    let counted = seconds.clone();
+    let keep_open = RawServer::start(dir.path().join("k.sock"), move |mut s, _| {
+        let counted = counted.clone();
+        async move {
+            while let Some(head) = read_request(&mut s).await {
+                let reply = if head.starts_with("POST /S.First ") {
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{{}}{EVIL}")
+                } else if head.starts_with("POST /S.Late ") {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                        .await;
+                    tokio::time::sleep(MS(50)).await;
+                    EVIL.to_owned()
+                } else {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{\"real\":true}".to_owned()
+                };
+                if s.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    bounded("desync", async {
+        let client = no_retry().build(same_write.address(), None).unwrap();
+        for _ in 0..3 {
+            let v: Value = client.call("S.First", NO_ARGS).await.unwrap();
+            assert_eq!(v, json!({}));
+            let v: Value = client.call("S.Second", NO_ARGS).await.unwrap();
+            assert_eq!(v, json!({"real": true}));
+        }
+        assert_eq!(same_write.count("S.Second"), 3);
+
+        let client = no_retry().build(keep_open.address(), None).unwrap();
+        for first in ["S.First", "S.Late"] {
+            for _ in 0..3 {
+                let v: Value = client.call(first, NO_ARGS).await.unwrap();
+                assert_eq!(v, json!({}), "{first}");
+                tokio::time::sleep(MS(100)).await;
+                let r = client.call::<_, Value>("S.Second", NO_ARGS).await;
+                match r {
+                    Ok(v) => assert_eq!(v, json!({"real": true}), "{first}"),
+                    // A connection poisoned by unsolicited bytes may fail
+                    // the call; it must never answer it.
+                    Err(e) => panic!("{first}: {e:?}"),
+                }
+            }
+        }
+        assert_eq!(seconds.load(Ordering::SeqCst), 6);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Plugins that move: socket removed, replaced, moved to tcp; restarts
+// ---------------------------------------------------------------------------
+
+async fn list_volumes(p: &plugin_registry::Plugin) -> Result<Value, plugin_client::Error> {
+    p.client()
+        .unwrap()
+        .call("VolumeDriver.List", Some(&json!({})))
+        .await
+}
+
+fn volume_script() -> plugin_tests::server::Script {
+    FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .on("VolumeDriver.List", Reply::json(200, r#"{"Volumes":[]}"#))
+}
+
+#[tokio::test]
+async fn a_vanished_socket_evicts_the_plugin_and_later_lookups_fail_fast() {
+    // Docker: 15 s of lookup retries on every `ls`/`rm`/`inspect` naming
+    // the driver, for as long as the engine runs.
+    let tree = PluginTree::new();
+    let sock = tree.path("run/p.sock");
+    let first = volume_script().unix(&sock).await;
+    let reg = Registry::new(tree.registry(), quick_policy());
+    bounded("vanished", async {
+        let p = reg.get("p", "VolumeDriver").await.unwrap();
+        list_volumes(&p).await.unwrap();
+        // The plugin goes away and takes its socket with it.
+        first.shutdown().await;
+        std::fs::remove_file(&sock).unwrap();
+        let start = Instant::now();
+        let e = list_volumes(&p).await.unwrap_err();
+        assert!(e.is_connect() && e.is_socket_missing(), "{e:?}");
+        assert!(reg.plugins().is_empty(), "evicted after the failed call");
+        for _ in 0..3 {
+            let e = reg.get("p", "VolumeDriver").await.unwrap_err();
+            assert!(e.is_not_found(), "{e}");
+        }
+        assert!(start.elapsed() < MS(1000), "{:?}", start.elapsed());
+        // It comes back: found and activated again.
+        let second = volume_script().unix(&sock).await;
+        let q = reg.get("p", "VolumeDriver").await.unwrap();
+        list_volumes(&q).await.unwrap();
+        assert_eq!(second.count(ACTIVATE), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_socket_replaced_by_a_new_listener_is_used_at_once() {
+    // The plugin restarts at the same path: same address, so the cached
+    // plugin stays and its next call reaches the new process, even though
+    // the pool still held a connection to the old one.
+    let tree = PluginTree::new();
+    let sock = tree.path("run/p.sock");
+    let mut current = volume_script().unix(&sock).await;
+    let reg = Registry::new(tree.registry(), quick_policy());
+    bounded("replaced", async {
+        let p = reg.get("p", "VolumeDriver").await.unwrap();
+        list_volumes(&p).await.unwrap();
+        for round in 0..5 {
+            // The old process is gone (its connections closed) before the
+            // new one binds, as with a supervisor's restart.
+            current.shutdown().await;
+            std::fs::remove_file(&sock).unwrap();
+            current = volume_script().unix(&sock).await;
+            list_volumes(&p)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+            assert_eq!(current.count("VolumeDriver.List"), 1);
+        }
+        let q = reg.get("p", "VolumeDriver").await.unwrap();
+        assert!(
+            Arc::ptr_eq(&p, &q),
+            "not evicted: it never failed to connect"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_plugin_moved_from_unix_to_tcp_is_found_again() {
+    // Docker keeps the dead unix plugin cached until the engine restarts.
+    let tree = PluginTree::new();
+    let sock = tree.path("run/p.sock");
+    let unix = volume_script().unix(&sock).await;
+    let reg = Registry::new(tree.registry(), quick_policy());
+    bounded("moved", async {
+        let p = reg.get("p", "VolumeDriver").await.unwrap();
+        unix.shutdown().await;
+        std::fs::remove_file(&sock).unwrap();
+        let tcp = volume_script().tcp().await;
+        tree.write_spec(0, "p", &tcp.address());
+        let e = list_volumes(&p).await.unwrap_err();
+        assert!(e.is_socket_missing(), "{e:?}");
+        let q = reg.get("p", "VolumeDriver").await.unwrap();
+        assert_eq!(q.address().as_str(), tcp.address());
+        list_volumes(&q).await.unwrap();
+        assert_eq!(tcp.count(ACTIVATE), 1);
+        assert_eq!(tcp.count("VolumeDriver.List"), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stale_socket_left_behind_still_wins_over_a_new_spec_and_fails_fast() {
+    // Docker's order puts sockets before spec files (checklist 9), so a
+    // plugin that moved to tcp but left its socket file behind resolves to
+    // the dead socket. It fails at once, naming the socket; it is never
+    // retried for 15 s nor cached.
+    let tree = PluginTree::new();
+    let sock = tree.stale_socket("run/p.sock");
+    let tcp = volume_script().tcp().await;
+    tree.write_spec(0, "p", &tcp.address());
+    let reg = Registry::new(tree.registry(), quick_policy());
+    let start = Instant::now();
+    let e = bounded("stale", reg.get("p", "VolumeDriver"))
+        .await
+        .unwrap_err();
+    assert!(start.elapsed() < MS(1000));
+    assert!(e.is_connect(), "{e:?}");
+    assert!(
+        e.to_string().ends_with(&format!(
+            "dial unix {}: connect: connection refused",
+            sock.display()
+        )),
+        "{e}"
+    );
+    assert!(reg.plugins().is_empty());
+    // Listing reports it as refused, without waiting.
+    let listing = bounded("list", reg.list("VolumeDriver")).await.unwrap();
+    assert_eq!(listing.len(), 1);
+    assert_eq!(listing[0].state, ListState::Refused);
+    assert_eq!(tcp.count(ACTIVATE), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_all_while_a_plugin_restarts_finishes_on_time_every_time() {
+    let tree = Arc::new(PluginTree::new());
+    let _steady = volume_script().unix(tree.path("run/a.sock")).await;
+    let sock = tree.path("run/b.sock");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Restarts `b` over and over: stale socket, no socket, new listener.
+    let restarter = {
+        let (sock, stop) = (sock.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut restarts = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let b = volume_script().unix(&sock).await;
+                tokio::time::sleep(MS(15)).await;
+                b.shutdown().await;
+                tokio::time::sleep(MS(5)).await;
+                std::fs::remove_file(&sock).unwrap();
+                tokio::time::sleep(MS(5)).await;
+                restarts += 1;
+            }
+            restarts
+        })
+    };
+    let mut policy = Policy::default();
+    policy.list_timeout = Some(MS(1000));
+    policy.negative_ttl = Duration::ZERO;
+    let reg = Registry::new(tree.registry(), policy);
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    bounded("listings", async {
+        for _ in 0..40 {
+            let start = Instant::now();
+            let listing = reg.list("VolumeDriver").await.unwrap();
+            let took = start.elapsed();
+            assert!(took < MS(1500), "listing took {took:?}");
+            let a = listing.iter().find(|l| l.name == "a").unwrap();
+            assert_eq!(a.state, ListState::Ok);
+            if let Some(b) = listing.iter().find(|l| l.name == "b") {
+                *seen.entry(b.state.as_str().to_owned()).or_default() += 1;
+            }
+            // Forget b so that each listing meets it afresh.
+            reg.evict("b");
+            tokio::time::sleep(MS(7)).await;
+        }
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let restarts = restarter.await.unwrap();
+    println!("b seen as {seen:?} over {restarts} restarts");
+    assert!(restarts > 5);
+}
+
+// ---------------------------------------------------------------------------
+// Load: many plugins, many concurrent calls, no error, no fd leak
+// ---------------------------------------------------------------------------
+
+/// `PLUGIN_STRESS=full` (what `cargo xtask stress` sets): 1,000 plugins and
+/// 10,000 concurrent calls. Otherwise a tenth of that, for `cargo test`.
+fn load_size() -> (usize, usize) {
+    match std::env::var("PLUGIN_STRESS").as_deref() {
+        Ok("full") => (1_000, 10_000),
+        _ => (100, 1_000),
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit (the
+/// full load needs ~11,000 descriptors in each process; CI's default soft
+/// limit may be 1,024). Returns the new soft limit.
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    lim.rlim_cur
+}
+
+/// Open file descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`), in KiB.
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// The farm's part: `n` volume plugins `p0..` on unix sockets in
+/// `$FAULTS_DIR/run`, each answering `VolumeDriver.Get` after 100 ms with
+/// its name and the request. Writes `$FAULTS_DIR/ready` once all listen.
+async fn load_farm() {
+    die_with_parent();
+    raise_fd_limit();
+    let dir = env_path("FAULTS_DIR");
+    let (plugins, _) = load_size();
+    let mut farm = Vec::with_capacity(plugins);
+    for i in 0..plugins {
+        let name = format!("p{i}");
+        // Each reply takes 100 ms, so that the calls really are in flight
+        // together (one connection each), not served one after the other.
+        let reply = Reply::with(move |r| {
+            let body = json!({"plugin": name, "echo": r.json()}).to_string();
+            Reply::delay(MS(100), Reply::json(200, body))
+        });
+        let plugin = FakePlugin::builder()
+            .activate(&["VolumeDriver"])
+            .on("VolumeDriver.Get", reply)
+            .unix(dir.join(format!("run/p{i}.sock")))
+            .await;
+        farm.push(plugin);
+    }
+    std::fs::write(dir.join("ready"), "").unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+/// The client's part: discovers and activates every plugin of the farm
+/// through one registry, makes all the calls at once, checks each reply,
+/// then drops everything and checks that every descriptor came back.
+async fn load_client(function: &str) {
+    die_with_parent();
+    let fd_limit = raise_fd_limit();
+    let (plugins, calls) = load_size();
+    let tree = PluginTree::new();
+    let farm = spawn_self(
+        function,
+        "load-farm",
+        &[("FAULTS_DIR", tree.root().as_os_str().to_owned())],
+    );
+    let ready = tree.path("ready");
+    eventually("farm ready", Duration::from_secs(60), || ready.exists()).await;
+
+    let fds_before = open_fds();
+    let rss_before = status_kib("VmRSS");
+    let mut rss_after = Vec::new();
+    // Three times, each with a fresh registry: what the first round leaves
+    // in memory, later rounds must not add to.
+    for round in 0..3 {
+        let start = Instant::now();
+        let reg = Registry::new(tree.registry(), Policy::default());
+        let all = reg.get_all("VolumeDriver").await.unwrap();
+        assert_eq!(all.len(), plugins, "every plugin listed and activated");
+        let activated = start.elapsed();
+
+        let mut tasks = JoinSet::new();
+        for i in 0..calls {
+            let plugin = all[i % plugins].clone();
+            tasks.spawn(async move {
+                let args = json!({"Name": format!("v{i}")});
+                let reply: Value = plugin
+                    .client()
+                    .unwrap()
+                    .call("VolumeDriver.Get", Some(&args))
+                    .await?;
+                // The reply belongs to this call, from this plugin.
+                assert_eq!(reply["plugin"], plugin.name(), "call {i}");
+                assert_eq!(reply["echo"], args, "call {i}");
+                Ok::<_, plugin_client::Error>(())
+            });
+        }
+        let (mut ok, mut errors) = (0, Vec::new());
+        let mut fds_peak = open_fds();
+        while let Some(done) = tasks.join_next().await {
+            match done.unwrap() {
+                Ok(()) => ok += 1,
+                Err(e) => errors.push(e.to_string()),
+            }
+            if ok % 100 == 0 {
+                fds_peak = fds_peak.max(open_fds());
+            }
+        }
+        let called = start.elapsed();
+        assert!(
+            errors.is_empty(),
+            "{} errors, first: {:?}",
+            errors.len(),
+            errors.first()
+        );
+        assert_eq!(ok, calls);
+
+        // Dropping the registry drops every client and its pool: every
+        // connection must close.
+        drop(all);
+        drop(reg);
+        let settle = Instant::now();
+        while open_fds() > fds_before && settle.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(MS(20)).await;
+        }
+        let fds_after = open_fds();
+        // Hand freed memory back to the system first, so that RSS shows
+        // what is still allocated rather than what malloc keeps cached.
+        // SAFETY: malloc_trim only releases free memory of glibc's heap.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+        rss_after.push(status_kib("VmRSS"));
+        println!(
+            "LOAD round={round} plugins={plugins} calls={calls} activate={activated:?} \
+             total={called:?} fd_limit={fd_limit} fds_before={fds_before} fds_peak={fds_peak} \
+             fds_after={fds_after} rss_before={rss_before}KiB rss_after={}KiB rss_peak={}KiB",
+            rss_after[round],
+            status_kib("VmHWM")
+        );
+        assert!(
+            fds_after <= fds_before,
+            "fd leak: {fds_before} -> {fds_after}"
+        );
+    }
+    drop(farm);
+    // Generous bounds: a leak of buffers per call or per connection would
+    // blow far past them.
+    let hwm = status_kib("VmHWM");
+    let bound_kib = 64 * 1024 + calls as u64 * 64;
+    assert!(hwm < bound_kib, "peak RSS {hwm} KiB over {bound_kib} KiB");
+    // After the first round: the runtime's and the allocator's own state.
+    assert!(
+        rss_after[0] < rss_before + 64 * 1024,
+        "RSS after one round: {rss_before} -> {} KiB",
+        rss_after[0]
+    );
+    // Later rounds: nothing more (measured: within a few hundred KiB).
+    for (round, rss) in rss_after.iter().enumerate().skip(1) {
+        assert!(
+            *rss < rss_after[0] + 8 * 1024,
+            "RSS grew by round {round}: {rss_after:?} KiB"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_plugins_many_concurrent_calls_no_error_no_fd_leak() {
+    const ME: &str = "many_plugins_many_concurrent_calls_no_error_no_fd_leak";
+    match role().as_deref() {
+        Some("load-farm") => return load_farm().await,
+        Some("load-client") => return load_client(ME).await,
+        _ => {}
+    }
+    let limit = match load_size() {
+        (1_000, _) => Duration::from_secs(600),
+        _ => Duration::from_secs(60),
+    };
+    let child = spawn_self(ME, "load-client", &[]);
+    let (ok, out) = tokio::task::spawn_blocking(move || child.wait_output(limit))
+        .await
+        .unwrap();
+    let summary: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.find("LOAD ").map(|i| &l[i..]))
+        .collect();
+    println!("{}", summary.join("\n"));
+    assert!(ok, "load client failed:\n{out}");
+    assert_eq!(summary.len(), 3, "{out}");
+}

@@ -6,6 +6,7 @@
 //! cargo xtask fuzz TARGET SECONDS     # one fuzz target (installs cargo-fuzz)
 //! cargo xtask fuzz-all SECONDS        # every target in turn, then a summary
 //! cargo xtask tidy                    # banned crates, dbg!, crate docs, checklist
+//! cargo xtask stress                  # fault/hostile suites, load test at full size
 //! cargo xtask bench [options]         # benchmarks vs Docker's Go client (BENCHMARKS.md)
 //! ```
 //!
@@ -19,6 +20,7 @@ mod bench;
 mod ci;
 mod cmd;
 mod fuzz;
+mod stress;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +37,7 @@ tasks:
   fuzz TARGET SECONDS   run one fuzz target (cargo-fuzz, stable, --sanitizer none)
   fuzz-all SECONDS      run every fuzz target in turn and print a summary table
   tidy                  banned crates, dbg!, crate docs, checklist citations
+  stress                the fault and hostile-input suites, load test at full size
   bench [--quick] [--secs S] [--rounds N] [--only P1,P3] [--no-docker-wait]
                         benchmarks side by side with Docker's Go client (BENCHMARKS.md)";
 
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         ["fuzz", target, seconds] => seconds_arg(seconds).and_then(|s| fuzz::run(target, s)),
         ["fuzz-all", seconds] => seconds_arg(seconds).and_then(fuzz::run_all),
         ["tidy"] => tidy::run(),
+        ["stress"] => stress::run(),
         ["bench", rest @ ..] => bench::run(rest),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
