@@ -245,7 +245,7 @@ impl RawServer {
 
 /// Reads one request (head and `Content-Length` body); `None` at a clean
 /// end of stream.
-async fn read_request(s: &mut UnixStream) -> Option<String> {
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<String> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
     let head_end = loop {
@@ -1267,4 +1267,384 @@ async fn many_plugins_many_concurrent_calls_no_error_no_fd_leak() {
     println!("{}", summary.join("\n"));
     assert!(ok, "load client failed:\n{out}");
     assert_eq!(summary.len(), 3, "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// Endless and huge replies: the cap holds, memory stays bounded
+// ---------------------------------------------------------------------------
+
+/// Resets this process's peak RSS (`VmHWM`) to its current RSS, so that a
+/// later `VmHWM` reads the peak of what ran in between. `false` if the
+/// kernel refuses.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_and_huge_replies_stop_at_the_cap_with_bounded_memory() {
+    let dir = tmp();
+    let plugin = FakePlugin::builder()
+        .on(ACTIVATE, Reply::endless_chunked())
+        .on("E.Huge", Reply::huge(512 << 20))
+        .unix(dir.path().join("e.sock"))
+        .await;
+    // Sixteen endless replies at once against a 1 MiB cap: each stops
+    // just past 1 MiB.
+    let client = no_retry()
+        .max_reply_size(1 << 20)
+        .build(plugin.address(), None)
+        .unwrap();
+    // SAFETY: malloc_trim only releases free memory of glibc's heap.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let rss_before = status_kib("VmRSS");
+    let peak_known = reset_peak_rss();
+    let mut calls = JoinSet::new();
+    for _ in 0..16 {
+        let client = client.clone();
+        calls.spawn(async move { client.call::<_, Value>(ACTIVATE, NO_ARGS).await });
+    }
+    bounded("endless", async {
+        while let Some(r) = calls.join_next().await {
+            let e = r.unwrap().unwrap_err();
+            assert!(e.is_too_large() && !e.is_timeout(), "{e:?}");
+        }
+    })
+    .await;
+    if peak_known {
+        // 16 MiB of bodies; other tests share this process, so the bound
+        // is generous. Without the cap the streams grow at hundreds of
+        // MiB a second until something gives.
+        let grew = status_kib("VmHWM").saturating_sub(rss_before);
+        assert!(grew < 512 * 1024, "peak RSS grew by {grew} KiB");
+    }
+    // A declared 512 MiB body is refused before reading it.
+    let start = Instant::now();
+    let e = bounded("huge", client.call::<_, Value>("E.Huge", NO_ARGS))
+        .await
+        .unwrap_err();
+    assert!(e.is_too_large(), "{e:?}");
+    assert!(start.elapsed() < MS(500), "{:?}", start.elapsed());
+
+    // The registry's handshake uses the default 64 MiB cap: an endless
+    // activation reply fails there, in bounded time, and is not cached.
+    let tree = PluginTree::new();
+    std::os::unix::fs::symlink(plugin.path().unwrap(), tree.path("run/e.sock")).unwrap();
+    let reg = Registry::new(tree.registry(), quick_policy());
+    let mut policy = quick_policy();
+    policy.handshake_timeout = Some(Duration::from_secs(8));
+    let reg = Registry::new(reg.local().clone(), policy);
+    let start = Instant::now();
+    let e = bounded("activation", reg.get("e", "VolumeDriver"))
+        .await
+        .unwrap_err();
+    println!("endless activation: {e} after {:?}", start.elapsed());
+    assert!(e.client_error().is_some_and(|c| c.is_too_large()), "{e:?}");
+    assert!(reg.plugins().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// TLS end to end: `.json` specs with real certificates, and a tampered
+// handshake signature
+// ---------------------------------------------------------------------------
+
+fn json_spec(addr: &str, ca: &Path, cert_key: Option<(&Path, &Path)>) -> String {
+    let mut tls = json!({ "CAFile": ca });
+    if let Some((cert, key)) = cert_key {
+        tls["CertFile"] = json!(cert);
+        tls["KeyFile"] = json!(key);
+    }
+    json!({ "Addr": addr, "TLSConfig": tls }).to_string()
+}
+
+#[tokio::test]
+async fn tls_through_the_registry_with_json_specs() {
+    use plugin_tests::certs::TestPki;
+    use plugin_tests::server::ClientAuth;
+    let tree = PluginTree::new();
+    let pki = TestPki::new(tree.mkdir("pki"));
+    let mtls = FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .tls(&pki.server(), ClientAuth::Required)
+        .await;
+    let addr = mtls.url("https", "localhost");
+    let client_pair = Some((pki.client_cert.as_path(), pki.client_key.as_path()));
+    tree.write_json(0, "good", &json_spec(&addr, &pki.ca_cert, client_pair));
+    tree.write_json(0, "nocert", &json_spec(&addr, &pki.ca_cert, None));
+    tree.write_json(
+        0,
+        "encrypted",
+        &json_spec(
+            &addr,
+            &pki.ca_cert,
+            Some((&pki.client_cert, &pki.encrypted_key)),
+        ),
+    );
+    tree.write_json(0, "garbageca", &json_spec(&addr, &pki.garbage_pem, None));
+    let mut servers = vec![mtls];
+    for (name, certs) in [
+        ("wrongca", pki.server_wrong_ca()),
+        ("expired", pki.server_expired()),
+        ("wronghost", pki.server_wrong_host()),
+    ] {
+        let s = FakePlugin::builder()
+            .activate(&["VolumeDriver"])
+            .tls(&certs, ClientAuth::None)
+            .await;
+        tree.write_json(
+            0,
+            name,
+            &json_spec(&s.url("https", "localhost"), &pki.ca_cert, None),
+        );
+        // Docker's `.spec` files give https plugins InsecureSkipVerify.
+        tree.write_spec(0, &format!("{name}-spec"), &s.url("https", "localhost"));
+        servers.push(s);
+    }
+    let reg = Registry::new(tree.registry(), quick_policy());
+    bounded("tls", async {
+        let p = reg.get("good", "VolumeDriver").await.unwrap();
+        assert!(servers[0].requests()[0].peer_cert.is_some());
+        drop(p);
+
+        // Refused by the server: no client certificate.
+        let e = reg.get("nocert", "VolumeDriver").await.unwrap_err();
+        let c = e.client_error().expect("a client error");
+        assert!(c.is_tls() && c.is_connect(), "{e:?}");
+        println!("nocert: {e}");
+
+        // Bad files: refused when the client is made, before any dial.
+        let before = servers[0].connections();
+        for (name, text) in [
+            (
+                "encrypted",
+                "could not load X509 key pair: private key is encrypted; \
+                 encrypted private keys are obsolete, and not supported"
+                    .to_owned(),
+            ),
+            (
+                "garbageca",
+                format!(
+                    "failed to append certificates from PEM file: \"{}\"",
+                    pki.garbage_pem.display()
+                ),
+            ),
+        ] {
+            let e = reg.get(name, "VolumeDriver").await.unwrap_err();
+            let c = e.client_error().expect("a client error");
+            assert!(c.is_config() && c.is_tls(), "{name}: {e:?}");
+            assert_eq!(e.to_string(), text, "{name}");
+        }
+        assert_eq!(servers[0].connections(), before, "nothing was dialled");
+
+        // Unverifiable servers: refused with a TLS error through `.json`,
+        // accepted through `.spec` (insecure, as Docker).
+        for name in ["wrongca", "expired", "wronghost"] {
+            let e = reg.get(name, "VolumeDriver").await.unwrap_err();
+            let c = e.client_error().expect("a client error");
+            assert!(
+                c.is_tls() && c.is_connect() && !c.is_timeout(),
+                "{name}: {e:?}"
+            );
+            assert!(e.to_string().contains("tls: "), "{name}: {e}");
+            println!("{name}: {e}");
+            reg.get(&format!("{name}-spec"), "VolumeDriver")
+                .await
+                .unwrap_or_else(|e| panic!("{name}-spec: {e:?}"));
+        }
+        // A listing shows each failure as an error, not a hang or a retry.
+        let listing = reg.list("VolumeDriver").await.unwrap();
+        for l in &listing {
+            let ok = l.name == "good" || l.name.ends_with("-spec");
+            let want = if ok { ListState::Ok } else { ListState::Error };
+            assert_eq!(l.state, want, "{}: {:?}", l.name, l.error);
+        }
+    })
+    .await;
+}
+
+/// Resolves every handshake to one certificate chain paired with whatever
+/// signing key it is given, matching or not. rustls' `CertifiedKey::new`
+/// does not check the pair, which is the point.
+#[derive(Debug)]
+struct FixedCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for FixedCert {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// A TLS plugin on loopback that presents `chain` but signs the handshake
+/// with `key`, speaking only `version`; it answers every request with an
+/// activation reply. Returns its port and the accept task.
+async fn tls_plugin_with_key(
+    chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    key: rustls_pki_types::PrivateKeyDer<'static>,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> (u16, JoinHandle<()>) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let signer = provider.key_provider.load_private_key(key).unwrap();
+    let certified = rustls::sign::CertifiedKey::new(chain, signer);
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(FixedCert(Arc::new(certified))));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut conns = JoinSet::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            conns.spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                while read_request(&mut tls).await.is_some() {
+                    let body = r#"{"Implements":["VolumeDriver"]}"#;
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if tls.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn insecure_tls_still_rejects_a_handshake_not_signed_by_the_certificates_key() {
+    // `InsecureSkipVerify` skips the chain, the name and the dates, never
+    // the proof that the peer holds the certificate's key: a server that
+    // presents a certificate it has no key for is refused, in TLS 1.2 and
+    // 1.3, directly and through a `.spec` file (insecure by Docker's rules).
+    use plugin_tests::certs::TestPki;
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let tree = PluginTree::new();
+    let pki = TestPki::new(tree.mkdir("pki"));
+    let server = pki.server();
+    let other_key = || -> PrivateKeyDer<'static> {
+        PrivatePkcs8KeyDer::from(rcgen::KeyPair::generate().unwrap().serialize_der()).into()
+    };
+    let reg = Registry::new(tree.registry(), quick_policy());
+    bounded("tampered", async {
+        for (v, version) in [
+            ("tls12", &rustls::version::TLS12),
+            ("tls13", &rustls::version::TLS13),
+        ] {
+            let (good_port, _good) =
+                tls_plugin_with_key(server.chain.clone(), server.key.clone_key(), version).await;
+            let (bad_port, _bad) =
+                tls_plugin_with_key(server.chain.clone(), other_key(), version).await;
+            let insecure = plugin_proto::TlsOptions::insecure();
+            // Control: the same server with the matching key is accepted.
+            let good = no_retry()
+                .build(format!("https://localhost:{good_port}"), Some(&insecure))
+                .unwrap();
+            let m: Manifest = good.call(ACTIVATE, NO_ARGS).await.unwrap();
+            assert!(m.implements("VolumeDriver"), "{v}");
+
+            let bad = no_retry()
+                .build(format!("https://localhost:{bad_port}"), Some(&insecure))
+                .unwrap();
+            let e = bad
+                .call::<_, Manifest>(ACTIVATE, NO_ARGS)
+                .await
+                .unwrap_err();
+            assert!(e.is_tls() && e.is_connect(), "{v}: {e:?}");
+            println!("{v}: {e}");
+
+            tree.write_spec(
+                0,
+                &format!("good-{v}"),
+                &format!("https://localhost:{good_port}"),
+            );
+            tree.write_spec(
+                0,
+                &format!("bad-{v}"),
+                &format!("https://localhost:{bad_port}"),
+            );
+            reg.get(&format!("good-{v}"), "VolumeDriver").await.unwrap();
+            let e = reg
+                .get(&format!("bad-{v}"), "VolumeDriver")
+                .await
+                .unwrap_err();
+            assert!(e.client_error().is_some_and(|c| c.is_tls()), "{v}: {e:?}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tls_peers_that_never_handshake_or_speak_plain_http_fail_in_bounded_time() {
+    // A port that accepts and never speaks TLS, and a plain HTTP plugin
+    // behind an https:// address (it waits for a request head that the
+    // ClientHello never completes): both are bounded by the dial timeout,
+    // which covers the handshake (divergence D15; Go has no bound there).
+    let mute = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mute_port = mute.local_addr().unwrap().port();
+    let _mute = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = mute.accept().await {
+            held.push(s);
+        }
+    });
+    let plain = FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .tcp()
+        .await;
+    // A server that answers anything with plain text at once.
+    let blunt = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let blunt_port = blunt.local_addr().unwrap().port();
+    let _blunt = tokio::spawn(async move {
+        while let Ok((mut s, _)) = blunt.accept().await {
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    let insecure = plugin_proto::TlsOptions::insecure();
+    bounded("handshakes", async {
+        for url in [
+            format!("https://127.0.0.1:{mute_port}"),
+            plain.url("https", "127.0.0.1"),
+        ] {
+            let client = no_retry()
+                .dial_timeout(MS(200))
+                .build(&url, Some(&insecure))
+                .unwrap();
+            let start = Instant::now();
+            let e = client
+                .call::<_, Manifest>(ACTIVATE, NO_ARGS)
+                .await
+                .unwrap_err();
+            assert_within(&url, start.elapsed(), MS(200), MS(1500));
+            assert!(e.is_timeout() && e.is_connect(), "{url}: {e:?}");
+            assert!(
+                e.to_string().ends_with("net/http: TLS handshake timeout"),
+                "{e}"
+            );
+        }
+        let client = no_retry()
+            .build(format!("https://127.0.0.1:{blunt_port}"), Some(&insecure))
+            .unwrap();
+        let start = Instant::now();
+        let e = client
+            .call::<_, Manifest>(ACTIVATE, NO_ARGS)
+            .await
+            .unwrap_err();
+        assert!(start.elapsed() < MS(1000));
+        assert!(e.is_tls() && e.is_connect() && !e.is_timeout(), "{e:?}");
+        println!("plain HTTP answer to a ClientHello: {e}");
+    })
+    .await;
 }
