@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod discovery;
 mod faults;
+mod hostile;
 mod interop;
 mod kit;
 mod proto_corpus;
