@@ -79,3 +79,8 @@ pub async fn handle(kind: &str, handler: impl Handler) {
 pub async fn get_all(kind: &str) -> Result<Vec<Arc<Plugin>>, Error> {
     global().get_all(kind).await
 }
+
+// The README's examples, compiled and run as doctests so they cannot rot.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
