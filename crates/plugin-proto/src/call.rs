@@ -220,4 +220,37 @@ mod tests {
             assert!(validate_method(m).is_ok(), "{m:?}");
         }
     }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[ -~<>&\u{2028}\u{2029}é]{0,12}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("[A-Za-z<>&]{0,8}", inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// checklist 21: whatever the arguments, the body is Go's encoding
+        /// (no raw `<`, `>`, `&`, U+2028/2029; one trailing newline) and
+        /// decodes back to the same value.
+        #[test]
+        fn args_encode_decode_round_trip(value in json_value()) {
+            let body = encode_args(Some(&value)).unwrap();
+            proptest::prop_assert!(body.ends_with(b"\n"));
+            let text = std::str::from_utf8(&body).unwrap();
+            let escaped = !text.contains(['<', '>', '&', '\u{2028}', '\u{2029}']);
+            proptest::prop_assert!(escaped, "unescaped HTML or line separator in {}", text);
+            let back: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            proptest::prop_assert_eq!(back, value);
+        }
+    }
 }
