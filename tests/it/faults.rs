@@ -386,6 +386,16 @@ async fn plugin_killed_mid_call_is_a_transport_error_and_no_second_request_witho
     );
     // One request reached the plugin; nothing was sent again.
     assert_eq!(recorded_bodies(dir.path()).len(), 1);
+    // The dead process left its socket file behind: the next call is
+    // refused at once.
+    let client = no_retry().build(Address::unix(&sock), None).unwrap();
+    let e = bounded(
+        "call to the dead plugin",
+        client.call::<_, Value>("VolumeDriver.Create", Some(&create_args())),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.is_connection_refused(), "{e:?}");
 }
 
 #[tokio::test]
@@ -1134,6 +1144,8 @@ async fn load_farm() {
 /// The client's part: discovers and activates every plugin of the farm
 /// through one registry, makes all the calls at once, checks each reply,
 /// then drops everything and checks that every descriptor came back.
+// The summary lines on stdout are how the parent test reads the results.
+#[allow(clippy::print_stdout)]
 async fn load_client(function: &str) {
     die_with_parent();
     let fd_limit = raise_fd_limit();
