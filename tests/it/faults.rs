@@ -698,6 +698,56 @@ async fn malformed_replies_are_clear_errors() {
 }
 
 #[tokio::test]
+async fn reply_heads_that_never_end_are_cut_off() {
+    // Headers forever, or a status line with no end: the client stops at
+    // its head-size limit with a clear error, long before memory matters.
+    let dir = tmp();
+    let flood = |path: PathBuf, start: &'static [u8], unit: &'static [u8]| {
+        RawServer::start(path, move |mut s, _| async move {
+            if read_request(&mut s).await.is_none() {
+                return;
+            }
+            let block: Vec<u8> = unit.iter().copied().cycle().take(64 * 1024).collect();
+            if s.write_all(start).await.is_err() {
+                return;
+            }
+            // Up to 64 MiB, then give up (the client must stop far earlier).
+            for _ in 0..1024 {
+                if s.write_all(&block).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let headers = flood(
+        dir.path().join("h.sock"),
+        b"HTTP/1.1 200 OK\r\n",
+        b"X-Flood: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+    );
+    let status = flood(dir.path().join("s.sock"), b"HTTP/1.1 200 ", b"O");
+    bounded("floods", async {
+        for server in [&headers, &status] {
+            let client = no_retry().build(server.address(), None).unwrap();
+            let start = Instant::now();
+            let e = client
+                .call::<_, Value>("F.Flood", NO_ARGS)
+                .await
+                .unwrap_err();
+            assert!(start.elapsed() < MS(2000), "{:?}", start.elapsed());
+            assert!(!e.is_status() && !e.is_timeout(), "{e:?}");
+            assert!(
+                e.to_string().starts_with(
+                    "Post \"http://plugin.moby.localhost/F.Flood\": malformed HTTP response"
+                ),
+                "{e}"
+            );
+            println!("{e}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn cut_non_json_and_hostile_json_bodies_are_clear_errors() {
     let dir = tmp();
     let deep_array = "[".repeat(100_000);
@@ -708,6 +758,12 @@ async fn cut_non_json_and_hostile_json_bodies_are_clear_errors() {
         .on(
             "B.CutChunked",
             Reply::raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"Err\""),
+        )
+        .on(
+            "B.HugeChunk",
+            Reply::raw(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n{}",
+            ),
         )
         .on(
             "B.BadChunk",
@@ -735,12 +791,14 @@ async fn cut_non_json_and_hostile_json_bodies_are_clear_errors() {
             .unwrap_err();
         assert_eq!(e.status(), Some(500));
         assert_eq!(e.to_string(), "B.CutError: unexpected EOF");
-        let e = client
-            .call::<_, Value>("B.BadChunk", NO_ARGS)
-            .await
-            .unwrap_err();
-        assert!(!e.is_status() && !e.is_decode(), "{e:?}");
-        println!("bad chunk: {e}");
+        for m in ["B.BadChunk", "B.HugeChunk"] {
+            let e = client.call::<_, Value>(m, NO_ARGS).await.unwrap_err();
+            assert!(
+                !e.is_status() && !e.is_decode() && !e.is_too_large(),
+                "{m}: {e:?}"
+            );
+            println!("{m}: {e}");
+        }
         // Not JSON, or JSON too deep to decode without recursion: decode
         // errors, never a stack overflow.
         for m in ["B.NotJson", "B.Binary", "B.DeepArray", "B.DeepObject"] {
