@@ -464,6 +464,7 @@ func idle(o *options) (*report, error) {
 		num("sockets_open", float64(openSockets()-socketsBase))
 	if o.idleSecs > 0 {
 		time.Sleep(time.Duration(o.idleSecs * float64(time.Second)))
+		settle()
 		r.num("sockets_after_idle", float64(openSockets()-socketsBase)).
 			num("rss_after_idle_kib", rssKiB())
 	}

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufRead, BufReader, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -354,11 +354,14 @@ fn cases(o: &Options) -> Vec<Case> {
             "idle",
             &["--idle-secs", "35"],
             &both,
-            vec![fig(
-                "sockets_after_idle",
-                "sockets open after 35 s",
-                Goal::Equals(0.0),
-            )],
+            vec![
+                fig(
+                    "sockets_after_idle",
+                    "sockets open after 35 s",
+                    Goal::Equals(0.0),
+                ),
+                fig("rss_after_idle_kib", "RSS KiB after 35 s", Goal::None),
+            ],
         );
         idle.parallel = true;
         v.push(idle);
@@ -432,9 +435,16 @@ pub(crate) fn run(args: &[&str]) -> Result {
     println!("{table}");
     let json = to_json(&setup, &options, &results);
     let dir = setup.target.join("bench");
-    let file = dir.join("results.json");
-    std::fs::write(&file, json).map_err(|e| format!("{}: {e}", file.display()))?;
-    eprintln!("bench: figures written to {}", file.display());
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for file in [
+        dir.join("results.json"),
+        dir.join(format!("results-{stamp}.json")),
+    ] {
+        std::fs::write(&file, &json).map_err(|e| format!("{}: {e}", file.display()))?;
+        eprintln!("bench: figures written to {}", file.display());
+    }
     Ok(())
 }
 
@@ -571,16 +581,28 @@ fn measure(setup: &Setup, server: u32, o: &Options) -> Result<Results> {
         )?;
         let rounds = if case.parallel { 1 } else { o.rounds };
         let mut by_peer: BTreeMap<Peer, Vec<Run>> = BTreeMap::new();
-        for round in 0..rounds {
-            eprint!(
-                "\rbench: {:>4.0} s  {} {:<45} {} round {}/{rounds}   ",
+        let live = std::io::stderr().is_terminal();
+        if !live {
+            eprintln!(
+                "bench: {:>4.0} s  {} {} ({})",
                 started.elapsed().as_secs_f64(),
                 case.id,
                 case.title,
-                case.mode.key(),
-                round + 1
+                case.mode.key()
             );
-            let _ = std::io::stderr().flush();
+        }
+        for round in 0..rounds {
+            if live {
+                eprint!(
+                    "\rbench: {:>4.0} s  {} {:<45} {} round {}/{rounds}   ",
+                    started.elapsed().as_secs_f64(),
+                    case.id,
+                    case.title,
+                    case.mode.key(),
+                    round + 1
+                );
+                let _ = std::io::stderr().flush();
+            }
             let peers: Vec<Peer> = case
                 .peers
                 .iter()

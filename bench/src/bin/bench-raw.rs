@@ -1,4 +1,4 @@
-//! `bench-raw <seq|conc> --tree DIR [--transport unix|tcp] [--size N]
+//! `bench-raw <seq|conc|first-get> --tree DIR [--transport unix|tcp] [--size N]
 //! [--conc N] [--secs S]`: the ceiling. A pre-formatted HTTP/1.1 request
 //! (the bytes Docker sends, body included) is written on one kept-alive
 //! socket and the reply read back, with no HTTP library: the reply's head
@@ -40,6 +40,7 @@ fn main() -> Result<(), BoxError> {
             let callers: usize = args.num("conc", 16)?;
             conc(&tree, &transport, &request, size, callers, secs)?
         }
+        "first-get" => first_get(&tree, args.num("count", 100)?)?,
         other => return Err(format!("unknown scenario {other:?}").into()),
     };
     println!("{}", report.to_json());
@@ -226,4 +227,30 @@ fn conc(
         wall,
         cpu,
     ))
+}
+
+/// The ceiling of P7: connect to a fresh socket of the "many" tree, send
+/// `Plugin.Activate`, read the reply, keep the connection.
+fn first_get(tree: &Tree, count: usize) -> Result<Report, BoxError> {
+    let request = b"POST /Plugin.Activate HTTP/1.1\r\nHost: plugin.moby.localhost\r\n\
+        User-Agent: Go-http-client/1.1\r\nContent-Length: 0\r\n\
+        Accept: application/vnd.docker.plugins.v1.2+json\r\n\r\n";
+    let mut times = Vec::new();
+    let mut conns = Vec::new();
+    for i in 0..count.min(plugin_bench::MANY_SOCKETS) {
+        let start = Instant::now();
+        let path = tree
+            .sockets("many")
+            .join(format!("{}.sock", plugin_bench::many_name(i)));
+        let mut conn = Conn {
+            stream: Stream::Unix(UnixStream::connect(path)?),
+            buf: vec![0; 4096],
+        };
+        conn.call(request, plugin_bench::ACTIVATE_REPLY.len())?;
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+        conns.push(conn);
+    }
+    Ok(Report::new()
+        .num("p50_us", plugin_bench::quantile(&mut times, 0.5))
+        .num("p90_us", plugin_bench::quantile(&mut times, 0.9)))
 }

@@ -12,8 +12,10 @@
 //! | `getall` | `get_all` over 10 live and 1 stale socket, fresh registry, `--iters` | `ms` (median), `plugins` |
 //! | `scan` | `scan` of 1,000 sockets + 10,000 specs; 1,000 lookups of `.spec` names | `scan_ms`, `lookups_ms`, `names` |
 //! | `first-get` | `get` of `--count` fresh names (resolve, dial, activate) | `p50_us`, `p90_us` |
+//! | `first-get-parts` | the same without the registry, each step timed (diagnostics) | `*_p50_us` |
 //! | `herd` | `--callers` concurrent `get`s of one name | `handshakes`, `ms` |
 //! | `idle` | activates 1,000 plugins, measures RSS, idles `--idle-secs` | `rss_*`, `sockets_*` |
+//! | `encode` | no IO: the request encoding and reply decoding of `seq` alone, and a vectorised Go-style string writer for comparison (diagnostics for P3; no `--tree`) | `*_us` |
 //!
 //! The runtime is tokio's multi-threaded one (`--runtime current` for the
 //! single-threaded one), as an engine would run it.
@@ -43,12 +45,19 @@ fn main() -> Result<(), BoxError> {
     }
     .enable_all()
     .build()?;
-    let report = rt.block_on(run(&args))?;
+    // Run on a worker, as an engine's request handlers do: `block_on`
+    // alone would poll the scenario on this thread and make every call
+    // hop between it and the worker running hyper's connection task.
+    let report =
+        rt.block_on(async move { tokio::spawn(async move { run(&args).await }).await })??;
     println!("{}", report.to_json());
     Ok(())
 }
 
 async fn run(args: &Args) -> Result<Report, BoxError> {
+    if args.scenario() == "encode" {
+        return encode(args);
+    }
     let tree = args.tree()?;
     match args.scenario() {
         "seq" => seq(args, &tree).await,
@@ -57,6 +66,7 @@ async fn run(args: &Args) -> Result<Report, BoxError> {
         "getall" => getall(args, &tree).await,
         "scan" => scan(args, &tree),
         "first-get" => first_get(args, &tree).await,
+        "first-get-parts" => first_get_parts(args, &tree).await,
         "herd" => herd(args, &tree).await,
         "idle" => idle(args, &tree).await,
         other => Err(format!("unknown scenario {other:?}").into()),
@@ -235,6 +245,34 @@ async fn first_get(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
         .num("p90_us", quantile(&mut times, 0.9)))
 }
 
+/// Diagnostics for P7: the parts of a first `get` timed apart (resolve,
+/// client creation, the `Plugin.Activate` exchange on a new connection).
+async fn first_get_parts(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
+    let local = LocalRegistry::with_dirs(tree.sockets("many"), [tree.specs("many")]);
+    let count: usize = args.num("count", 100)?;
+    let (mut resolve, mut build, mut activate) = (Vec::new(), Vec::new(), Vec::new());
+    let mut clients = Vec::new();
+    for i in 0..count.min(MANY_SOCKETS) {
+        let t0 = Instant::now();
+        let spec = local.plugin(&many_name(i))?;
+        let t1 = Instant::now();
+        let client = Client::new(spec.address().clone(), spec.tls())?;
+        let t2 = Instant::now();
+        client
+            .call_bytes(plugin_registry::proto::ACTIVATE_METHOD, bytes::Bytes::new())
+            .await?;
+        let t3 = Instant::now();
+        resolve.push((t1 - t0).as_secs_f64() * 1e6);
+        build.push((t2 - t1).as_secs_f64() * 1e6);
+        activate.push((t3 - t2).as_secs_f64() * 1e6);
+        clients.push(client);
+    }
+    Ok(Report::new()
+        .num("resolve_p50_us", quantile(&mut resolve, 0.5))
+        .num("client_p50_us", quantile(&mut build, 0.5))
+        .num("activate_p50_us", quantile(&mut activate, 0.5)))
+}
+
 async fn activations(tree: &Tree) -> Result<u64, BoxError> {
     #[derive(serde::Deserialize, Default)]
     #[serde(rename_all = "PascalCase")]
@@ -291,6 +329,7 @@ async fn idle(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
         .num("sockets_open", sockets as f64);
     if !idle.is_zero() {
         tokio::time::sleep(idle).await;
+        plugin_bench::trim_heap();
         let after = plugin_bench::open_sockets().saturating_sub(sockets_base);
         report = report
             .num("sockets_after_idle", after as f64)
@@ -298,4 +337,129 @@ async fn idle(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
     }
     drop(plugins);
     Ok(report)
+}
+
+/// Diagnostics for P3: where the CPU of a large typed call goes, without
+/// any IO. `encode_args_us` is what `call` pays to encode (serde_json plus
+/// Go's HTML escaping), `serde_json_us` serde_json's share of it,
+/// `decode_us` the reply decoding, and `go_writer_us` a sketch of a
+/// Go-compatible writer whose string escaping scans 32-byte blocks (the
+/// suggested fix; output checked equal to `encode_args`).
+fn encode(args: &Args) -> Result<Report, BoxError> {
+    let request = Echo::of_size(args.num("size", 65_536)?);
+    let iters: u32 = args.num("iters", 2000)?;
+    let time = |f: &mut dyn FnMut() -> Result<usize, BoxError>| -> Result<f64, BoxError> {
+        let mut sink = 0;
+        for _ in 0..iters / 10 {
+            sink += f()?;
+        }
+        let start = Instant::now();
+        for _ in 0..iters {
+            sink += f()?;
+        }
+        std::hint::black_box(sink);
+        Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(iters))
+    };
+    let encoded = plugin_registry::proto::encode_args(Some(&request))?;
+    let sketch = go_writer_sketch(&request);
+    if sketch != encoded {
+        return Err("the writer sketch disagrees with encode_args".into());
+    }
+    let encode_args = time(&mut || Ok(plugin_registry::proto::encode_args(Some(&request))?.len()))?;
+    let serde_json = time(&mut || Ok(serde_json::to_vec(&request)?.len()))?;
+    let go_writer = time(&mut || Ok(go_writer_sketch(&request).len()))?;
+    let decode = time(&mut || {
+        let echo: Echo = plugin_registry::proto::decode_message(&encoded)?;
+        Ok(echo.name.len())
+    })?;
+    Ok(Report::new()
+        .num("encode_args_us", encode_args)
+        .num("serde_json_us", serde_json)
+        .num("go_writer_us", go_writer)
+        .num("decode_us", decode))
+}
+
+/// The echo request written by hand as Go's encoder would, strings escaped
+/// by [`write_go_string`].
+fn go_writer_sketch(request: &Echo) -> Vec<u8> {
+    let mut out = Vec::with_capacity(request.name.len() + 64);
+    out.extend_from_slice(b"{\"Name\":");
+    write_go_string(&mut out, &request.name);
+    out.extend_from_slice(b",\"Opts\":{");
+    for (i, (k, v)) in request.opts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_go_string(&mut out, k);
+        out.push(b':');
+        write_go_string(&mut out, v);
+    }
+    out.extend_from_slice(b"}}\n");
+    out
+}
+
+/// A JSON string as Go's `encoding/json` writes it (`\"`, `\\`, `\n`,
+/// `\r`, `\t`, `\u00XX` for other controls, `\u003c` `\u003e` `\u0026`,
+/// `\u2028` `\u2029`), clean 32-byte blocks skipped with one
+/// branch-free test each.
+fn write_go_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let special = |b: u8| {
+        (b < 0x20)
+            | (b == b'"')
+            | (b == b'\\')
+            | (b == b'<')
+            | (b == b'>')
+            | (b == b'&')
+            | (b == 0xe2)
+    };
+    let bytes = s.as_bytes();
+    out.push(b'"');
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        if let Some(block) = bytes.get(i..i + 32)
+            && !block.iter().fold(false, |any, &b| any | special(b))
+        {
+            i += 32;
+            continue;
+        }
+        let b = bytes[i];
+        let escape: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0xe2 if bytes.get(i + 1) == Some(&0x80)
+                && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) =>
+            {
+                Some(if bytes[i + 2] == 0xa8 {
+                    b"\\u2028"
+                } else {
+                    b"\\u2029"
+                })
+            }
+            b if b < 0x20 || b == b'<' || b == b'>' || b == b'&' => None,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match escape {
+            Some(e) => out.extend_from_slice(e),
+            None => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+        i += if b == 0xe2 { 3 } else { 1 };
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
