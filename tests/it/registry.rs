@@ -983,3 +983,22 @@ async fn ipam_example_end_to_end_through_the_registry_and_a_handler() {
     assert!(a.address.starts_with("10.9.0."), "{}", a.address);
     assert_eq!(reg.get_all("IpamDriver").await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn an_activated_plugin_nobody_calls_holds_no_connection() {
+    // The handshake's connection closes with its reply (a plugin activated
+    // by a listing and never called holds no socket); calls then pool their
+    // own connection as usual.
+    let tree = PluginTree::new();
+    let fake = volume_script().unix(tree.path("run/vol.sock")).await;
+    let reg = registry(&tree);
+    let vol = VolumeDriver::new(&reg.get("vol", "VolumeDriver").await.unwrap()).unwrap();
+    assert_eq!(fake.connections(), 1);
+    vol.list().await.unwrap();
+    vol.list().await.unwrap();
+    assert_eq!(
+        fake.connections(),
+        2,
+        "one for the handshake, one pooled for the calls"
+    );
+}

@@ -355,14 +355,22 @@ pub(crate) fn encode<T: serde::Serialize + ?Sized>(
     Ok(html_escape(plain))
 }
 
+/// Whether `bytes` holds `<`, `>`, `&` or a 0xE2 lead byte (U+2028 and
+/// U+2029 start with it). Branch-free over 32-byte blocks so the compiler
+/// vectorises it: a 64 KiB body is scanned in a few microseconds.
+fn may_need_escape(bytes: &[u8]) -> bool {
+    let hit = |b: u8| (b == b'<') | (b == b'>') | (b == b'&') | (b == 0xe2);
+    let (blocks, rest) = bytes.as_chunks::<32>();
+    blocks
+        .iter()
+        .any(|block| block.iter().fold(false, |any, &b| any | hit(b)))
+        || rest.iter().any(|&b| hit(b))
+}
+
 /// serde_json never writes `<`, `>`, `&` or U+2028/2029 outside strings, so
 /// escaping every occurrence escapes exactly the ones inside strings.
 fn html_escape(mut plain: Vec<u8>) -> Vec<u8> {
-    let needs = plain.iter().any(|b| matches!(b, b'<' | b'>' | b'&'))
-        || plain
-            .windows(3)
-            .any(|w| w == [0xe2, 0x80, 0xa8] || w == [0xe2, 0x80, 0xa9]);
-    if !needs {
+    if !may_need_escape(&plain) {
         plain.push(b'\n');
         return plain;
     }

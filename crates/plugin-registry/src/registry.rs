@@ -1,7 +1,11 @@
 //! The registry: resolve, activate once, cache, run handlers, list.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -21,8 +25,9 @@ use crate::watch::DirWatch;
 /// handlers and lists plugins by kind.
 ///
 /// Cheap to clone: clones share one cache. Every method needs a tokio
-/// runtime; activations run on spawned tasks, so a caller that gives up
-/// (drops its future) never leaves other waiters hanging.
+/// runtime. The caller that starts an activation drives it; if that caller
+/// gives up (drops its future), the rest moves to a spawned task, so the
+/// other waiters are never left hanging.
 #[derive(Clone)]
 pub struct Registry {
     inner: Arc<Inner>,
@@ -340,10 +345,10 @@ impl Registry {
     /// activation of the one another caller stored first (Docker drops the
     /// fresh object the same way).
     async fn insert_or_join(&self, spec: PluginSpec, mode: Mode) -> Result<Arc<Plugin>, Error> {
-        let slot = {
+        let (slot, lead) = {
             let mut state = self.lock();
             if let Some(existing) = state.plugins.get(spec.name()) {
-                existing.clone()
+                (existing.clone(), None)
             } else {
                 let plugin = Arc::new(Plugin::from_spec(spec));
                 let (tx, rx) = watch::channel(Progress::Handshaking);
@@ -352,12 +357,15 @@ impl Registry {
                     progress: rx,
                 };
                 state.plugins.insert(plugin.name().to_owned(), slot.clone());
-                drop(state);
-                let registry = self.clone();
-                tokio::spawn(async move { registry.activate(plugin, tx, mode).await });
-                slot
+                (slot, Some((plugin, tx)))
             }
         };
+        if let Some((plugin, tx)) = lead {
+            // The caller that stored the plugin drives its activation
+            // itself (no spawn, no cross-thread wake-up on the fast path);
+            // if it stops waiting, `Driven` hands the rest to a task.
+            Driven(Some(Box::pin(self.clone().activate(plugin, tx, mode)))).await;
+        }
         self.wait(slot).await
     }
 
@@ -414,8 +422,14 @@ impl Registry {
                 evict_dead(&registry, &weak);
             }));
         }
-        let client =
-            plugin.set_client(builder.build(plugin.address().clone(), plugin.tls_options())?);
+        // The handshake goes over a connection of its own that is closed
+        // once the reply is read (pool of 0): an activated plugin that is
+        // not called holds no socket and no connection buffers.
+        let client = builder
+            .clone()
+            .pool_max_idle(0)
+            .build(plugin.address().clone(), plugin.tls_options())?;
+        plugin.set_client(builder.build(plugin.address().clone(), plugin.tls_options())?);
         let mut options = CallOptions::default();
         if let Some(t) = policy.handshake_timeout {
             options = options.timeout(t);
@@ -488,5 +502,43 @@ fn evict_dead(registry: &Weak<Inner>, plugin: &Weak<Plugin>) {
             plugin = plugin.name(),
             "evicting plugin that can no longer be reached"
         );
+    }
+}
+
+/// An activation polled by the caller that started it, which saves a task
+/// spawn and a cross-thread wake-up on the common path. Dropped before it
+/// finishes (the caller gave up), it spawns what is left so the callers that
+/// joined it still get an answer. A panic inside it (a handler's) is
+/// contained as a spawned task's would be: the activation's guard reports
+/// it abandoned, and the caller gets that error instead of the panic.
+struct Driven(Option<BoxFuture>);
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl Future for Driven {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(fut) = self.0.as_mut() {
+            let polled = panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
+            if let Ok(Poll::Pending) = polled {
+                return Poll::Pending;
+            }
+            // Finished, or panicked: dropping it runs the activation's guard.
+            self.0 = None;
+        }
+        Poll::Ready(())
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        if let Some(rest) = self.0.take() {
+            // Without a runtime (it is shutting down) the rest is dropped,
+            // and the activation's guard reports it abandoned.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(rest);
+            }
+        }
     }
 }
