@@ -818,3 +818,58 @@ async fn usage_errors_exit_2() {
     assert_eq!(out.exit, Exit::Ok);
     assert!(out.stdout.starts_with("plugctl "), "{}", out.stdout);
 }
+
+#[tokio::test]
+async fn probing_many_plugins_on_a_terminal_shows_a_progress_line_on_stderr_only() {
+    let tree = PluginTree::new();
+    let mut fakes = Vec::new();
+    for i in 0..8 {
+        fakes.push(volume_plugin(&tree, &format!("run/p{i}.sock")).await);
+    }
+    let (socket_dir, etc, lib) = (tree.socket_dir(), tree.spec_dir(0), tree.spec_dir(1));
+    let args = [
+        "plugctl",
+        "--socket-dir",
+        socket_dir.to_str().unwrap(),
+        "--spec-dir",
+        etc.to_str().unwrap(),
+        "--spec-dir",
+        lib.to_str().unwrap(),
+        "ls",
+        "--probe",
+    ];
+    let run = |stderr_terminal: bool| {
+        async move {
+            let (mut stdin, mut stdout, mut stderr) = (&b""[..], Vec::new(), Vec::new());
+            let mut io = plugctl::Io {
+                stdin: &mut stdin,
+                stdout: &mut stdout,
+                stderr: &mut stderr,
+                stdout_terminal: false,
+                stderr_terminal,
+            };
+            let exit = plugctl::run(args, &mut io).await;
+            (
+                exit,
+                String::from_utf8(stdout).unwrap(),
+                String::from_utf8(stderr).unwrap(),
+            )
+        }
+    };
+    let (exit, stdout, stderr) = run(true).await;
+    assert_eq!(exit, Exit::Ok);
+    assert!(
+        stderr.starts_with("probing 8 plugins in parallel (each bounded by 2s)…"),
+        "{stderr:?}"
+    );
+    assert!(
+        stderr.ends_with("\r\x1b[2K"),
+        "the line is erased: {stderr:?}"
+    );
+    assert!(!stdout.contains("probing"), "stdout stays a clean table");
+    let (_, _, stderr) = run(false).await;
+    assert!(
+        stderr.is_empty(),
+        "no progress line off a terminal: {stderr:?}"
+    );
+}

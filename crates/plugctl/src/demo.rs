@@ -57,6 +57,7 @@ pub(crate) async fn run(base: &Ctx, out: &mut dyn Write, err: &mut dyn Write) ->
         json: false,
         pretty: false,
         timeout: base.timeout,
+        progress: false,
     };
 
     step(

@@ -265,12 +265,16 @@ pub struct Io<'a> {
     pub stderr: &'a mut dyn Write,
     /// Whether stdout is a terminal (JSON is then indented).
     pub stdout_terminal: bool,
+    /// Whether stderr is a terminal (a progress line may show there while
+    /// many plugins are probed).
+    pub stderr_terminal: bool,
 }
 
 impl std::fmt::Debug for Io<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Io")
             .field("stdout_terminal", &self.stdout_terminal)
+            .field("stderr_terminal", &self.stderr_terminal)
             .finish_non_exhaustive()
     }
 }
@@ -329,6 +333,7 @@ where
             stdout: &mut stdout,
             stderr: &mut stderr,
             stdout_terminal: false,
+            stderr_terminal: false,
         };
         run(args, &mut io).await
     };
@@ -357,6 +362,7 @@ async fn dispatch(cli: Cli, io: &mut Io<'_>) -> io::Result<Exit> {
         json: cli.json,
         pretty: io.stdout_terminal,
         timeout: cli.timeout,
+        progress: io.stderr_terminal && !cli.json,
     };
     let exit = match &cli.command {
         Command::Ls(a) => ls::run(&ctx, io.stdout, io.stderr, a.probe, a.kind.as_deref()).await?,
@@ -404,11 +410,13 @@ pub fn main() -> ExitCode {
     let mut stdout = io::stdout();
     let mut stderr = io::stderr();
     let stdout_terminal = stdout.is_terminal();
+    let stderr_terminal = stderr.is_terminal();
     let mut io = Io {
         stdin: &mut stdin,
         stdout: &mut stdout,
         stderr: &mut stderr,
         stdout_terminal,
+        stderr_terminal,
     };
     runtime.block_on(execute(cli, &mut io)).into()
 }

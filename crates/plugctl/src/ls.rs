@@ -36,7 +36,22 @@ pub(crate) async fn run(
     probe: bool,
     kind: Option<&str>,
 ) -> io::Result<Exit> {
-    match collect(ctx, probe, kind).await {
+    let progress = if probe && ctx.progress {
+        progress_line(ctx)
+    } else {
+        None
+    };
+    if let Some(line) = &progress {
+        write!(err, "{line}")?;
+        err.flush()?;
+    }
+    let collected = collect(ctx, probe, kind).await;
+    if progress.is_some() {
+        // Erase the progress line before anything else is printed.
+        write!(err, "\r\x1b[2K")?;
+        err.flush()?;
+    }
+    match collected {
         Ok(rows) => {
             render(ctx, out, &rows, probe)?;
             Ok(Exit::Ok)
@@ -46,6 +61,20 @@ pub(crate) async fn run(
             Ok(Exit::Problem)
         }
     }
+}
+
+/// Probing fewer plugins than this is quick enough to need no progress line.
+const PROGRESS_MIN: usize = 8;
+
+/// The line shown on a terminal's stderr while many plugins are probed.
+fn progress_line(ctx: &Ctx) -> Option<String> {
+    let n = unique(ctx.local.scan().ok()?).len();
+    (n >= PROGRESS_MIN).then(|| {
+        format!(
+            "probing {n} plugins in parallel (each bounded by {})…",
+            plugin_registry::proto::retry::go_duration(ctx.timeout)
+        )
+    })
 }
 
 /// The rows, in scan order, each name once; `Err` is a scan failure.

@@ -19,6 +19,8 @@ pub(crate) struct Ctx {
     /// JSON is indented (stdout is a terminal).
     pub(crate) pretty: bool,
     pub(crate) timeout: Duration,
+    /// A progress line may go to stderr (a terminal, and not `--json`).
+    pub(crate) progress: bool,
 }
 
 impl Ctx {
