@@ -838,23 +838,21 @@ async fn probing_many_plugins_on_a_terminal_shows_a_progress_line_on_stderr_only
         "ls",
         "--probe",
     ];
-    let run = |stderr_terminal: bool| {
-        async move {
-            let (mut stdin, mut stdout, mut stderr) = (&b""[..], Vec::new(), Vec::new());
-            let mut io = plugctl::Io {
-                stdin: &mut stdin,
-                stdout: &mut stdout,
-                stderr: &mut stderr,
-                stdout_terminal: false,
-                stderr_terminal,
-            };
-            let exit = plugctl::run(args, &mut io).await;
-            (
-                exit,
-                String::from_utf8(stdout).unwrap(),
-                String::from_utf8(stderr).unwrap(),
-            )
-        }
+    let run = |stderr_terminal: bool| async move {
+        let (mut stdin, mut stdout, mut stderr) = (&b""[..], Vec::new(), Vec::new());
+        let mut io = plugctl::Io {
+            stdin: &mut stdin,
+            stdout: &mut stdout,
+            stderr: &mut stderr,
+            stdout_terminal: false,
+            stderr_terminal,
+        };
+        let exit = plugctl::run(args, &mut io).await;
+        (
+            exit,
+            String::from_utf8(stdout).unwrap(),
+            String::from_utf8(stderr).unwrap(),
+        )
     };
     let (exit, stdout, stderr) = run(true).await;
     assert_eq!(exit, Exit::Ok);
