@@ -9,9 +9,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -48,55 +47,6 @@ async fn unix_plugin(dir: &TempDir, script: plugin_tests::server::Script) -> Fak
 
 fn head_text(r: &plugin_tests::server::Recorded) -> String {
     String::from_utf8_lossy(&r.head).into_owned()
-}
-
-// ---------------------------------------------------------------------------
-// Log capture: a tiny tracing layer that keeps each event's level and
-// message.
-// ---------------------------------------------------------------------------
-
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<(tracing::Level, String)>>>);
-
-impl Logs {
-    fn at(&self, level: tracing::Level) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(l, _)| *l == level)
-            .map(|(_, m)| m.clone())
-            .collect()
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Logs {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Message(String);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let mut m = Message(String::new());
-        event.record(&mut m);
-        self.0
-            .lock()
-            .unwrap()
-            .push((*event.metadata().level(), m.0));
-    }
-}
-
-/// Captures the events of the current thread (tests run on a
-/// current-thread runtime, where the calls' futures are polled).
-fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
-    use tracing_subscriber::layer::SubscriberExt;
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::registry().with(logs.clone());
-    let guard = tracing::subscriber::set_default(subscriber);
-    (logs, guard)
 }
 
 // ---------------------------------------------------------------------------
@@ -316,7 +266,7 @@ async fn typed_replies_decode_by_go_rules() {
     let m: Mountpoint = client.call("V.Lower", NO_ARGS).await.unwrap();
     assert_eq!(m.Mountpoint, "/l");
 
-    let (logs, _guard) = capture_logs();
+    let logs = plugin_tests::logs::capture();
     let e = client
         .call::<_, Mountpoint>("V.Empty", NO_ARGS)
         .await
@@ -463,7 +413,7 @@ async fn timeouts_keep_running_while_the_body_is_read() {
         .timeout(MS(200))
         .build(Address::unix(&path), None)
         .unwrap();
-    let (logs, _guard) = capture_logs();
+    let logs = plugin_tests::logs::capture();
     let e = client
         .call::<_, Value>("A.Stall", NO_ARGS)
         .await
@@ -530,7 +480,7 @@ async fn missing_socket_is_retried_on_dockers_schedule_with_dockers_warning() {
         .retry(RetryPolicy::with_budget(MS(1500)))
         .build(Address::unix(&path), None)
         .unwrap();
-    let (logs, _guard) = capture_logs();
+    let logs = plugin_tests::logs::capture();
     let start = Instant::now();
     let e = client
         .call::<_, Manifest>("Plugin.Activate", NO_ARGS)
@@ -668,7 +618,7 @@ async fn retry_resends_full_body_after_a_dropped_connection() {
         .retry(RetryPolicy::with_budget(MS(2500)))
         .build(plugin.address(), None)
         .unwrap();
-    let (logs, _guard) = capture_logs();
+    let logs = plugin_tests::logs::capture();
     let out: Value = client
         .call("A.Echo", Some(&json!({"Name": "vol"})))
         .await

@@ -244,7 +244,9 @@ async fn successful_get_logs_implements_at_debug_checklist_37() {
     let _fake = volume_plugin(&tree, "vol").await;
     registry(&tree).get("vol", "VolumeDriver").await.unwrap();
     assert_eq!(
-        capture.find("DEBUG", "vol implements: VolumeDriver").len(),
+        capture
+            .find(tracing::Level::DEBUG, "vol implements: VolumeDriver")
+            .len(),
         1,
         "{:?}",
         capture.lines()
@@ -449,7 +451,9 @@ async fn listing_failures_are_remembered_briefly_and_logged() {
     assert_eq!(second[0].state, ListState::Error);
     // Docker logs the plain error text at error level (checklist 37).
     assert!(
-        !capture.find("ERROR", "Plugin.Activate: boom").is_empty(),
+        !capture
+            .find(tracing::Level::ERROR, "Plugin.Activate: boom")
+            .is_empty(),
         "{:?}",
         capture.lines()
     );
@@ -579,7 +583,10 @@ async fn docker_lookup_policy_retries_and_logs_checklist_37() {
         elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(3),
         "{elapsed:?}"
     );
-    let warned = capture.find("WARN", "Unable to locate plugin: absent, retrying in 1s");
+    let warned = capture.find(
+        tracing::Level::WARN,
+        "Unable to locate plugin: absent, retrying in 1s",
+    );
     assert_eq!(warned.len(), 1, "{:?}", capture.lines());
 }
 

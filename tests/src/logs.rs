@@ -1,75 +1,78 @@
-//! Capturing `tracing` output in a test, to check Docker's log texts
-//! (`Unable to connect to plugin: …, retrying in 1s`).
+//! Capturing `tracing` events in a test, to check Docker's log texts
+//! (`Unable to connect to plugin: …, retrying in 1s`) exactly.
 //!
 //! The capture is the current thread's default subscriber, so use it from
 //! a current-thread runtime (`#[tokio::test]`'s default): every task the
 //! test spawns then logs into it.
 
-use std::io::Write;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::Level;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 
-/// Captured log lines, formatted as `LEVEL target: message fields`.
+/// The events captured so far: each one's level and message.
 #[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
+struct Events(Arc<Mutex<Vec<(Level, String)>>>);
 
 /// Keeps the capture installed; dropping it restores the previous
 /// subscriber.
 pub struct LogCapture {
-    logs: Logs,
+    events: Events,
     _guard: tracing::subscriber::DefaultGuard,
 }
 
-/// Installs a capture of every event at `DEBUG` and above for this thread.
+/// Installs a capture of every event, at every level, for this thread.
 pub fn capture() -> LogCapture {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .without_time()
-        .with_writer(logs.clone())
-        .finish();
+    let events = Events::default();
+    let subscriber = tracing_subscriber::registry().with(events.clone());
     LogCapture {
-        logs,
+        events,
         _guard: tracing::subscriber::set_default(subscriber),
     }
 }
 
 impl LogCapture {
-    /// Every line captured so far.
-    pub fn lines(&self) -> Vec<String> {
-        let bytes = self.logs.0.lock().unwrap().clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::to_owned)
+    /// The messages logged at `level`, in order, exactly as written.
+    pub fn at(&self, level: Level) -> Vec<String> {
+        let events = self.events.0.lock().unwrap();
+        events
+            .iter()
+            .filter(|(l, _)| *l == level)
+            .map(|(_, m)| m.clone())
             .collect()
     }
 
-    /// The lines at `level` (`"WARN"`, `"DEBUG"`, …) containing `text`.
-    pub fn find(&self, level: &str, text: &str) -> Vec<String> {
-        self.lines()
+    /// The messages at `level` that contain `text`.
+    pub fn find(&self, level: Level, text: &str) -> Vec<String> {
+        self.at(level)
             .into_iter()
-            .filter(|l| l.trim_start().starts_with(level) && l.contains(text))
+            .filter(|m| m.contains(text))
             .collect()
     }
-}
 
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    /// Every event as `LEVEL message`, for assertion failure messages.
+    pub fn lines(&self) -> Vec<String> {
+        let events = self.events.0.lock().unwrap();
+        events.iter().map(|(l, m)| format!("{l} {m}")).collect()
     }
 }
 
-impl<'a> MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        self.0
+            .lock()
+            .unwrap()
+            .push((*event.metadata().level(), message.0));
     }
 }
