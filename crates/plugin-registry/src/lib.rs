@@ -24,12 +24,13 @@
 //! # async fn demo() -> Result<(), plugin_registry::Error> {
 //! let registry = Registry::new(LocalRegistry::new(), Policy::default());
 //! let plugin = registry.get("memvol", kinds::VOLUME_DRIVER).await?;
-//! let volumes = plugin_registry::VolumeDriver::new(&plugin)?.list().await?;
+//! let volumes = plugin_registry::VolumeDriver::new(&plugin).list().await?;
 //! # let _ = volumes;
 //! # Ok(()) }
 //! ```
 
 mod error;
+mod event;
 mod getter;
 mod handler;
 mod listing;
@@ -42,6 +43,7 @@ mod watch;
 use std::sync::{Arc, OnceLock};
 
 pub use error::{Error, ErrorKind};
+pub use event::{Event, Eviction};
 pub use getter::{CompatPlugin, Getter, GetterError, Managed, ManagedStore};
 pub use handler::{Handler, HandlerFuture};
 pub use listing::{ListState, Listing};

@@ -29,16 +29,13 @@ pub struct VolumeDriver {
 }
 
 impl VolumeDriver {
-    /// The proxy for an activated plugin.
-    pub fn new(plugin: &Arc<Plugin>) -> Result<VolumeDriver, Error> {
-        let client = plugin
-            .client()
-            .cloned()
-            .ok_or_else(|| Error::from(ErrorKind::NotActivated(plugin.name().to_owned())))?;
-        Ok(VolumeDriver {
+    /// The proxy for `plugin` (from the registry or [`Plugin::connect`],
+    /// so always callable).
+    pub fn new(plugin: &Arc<Plugin>) -> VolumeDriver {
+        VolumeDriver {
             plugin: plugin.clone(),
-            client,
-        })
+            client: plugin.client().clone(),
+        }
     }
 
     /// The plugin behind this proxy.
@@ -50,7 +47,7 @@ impl VolumeDriver {
     where
         C::Reply: ErrReply,
     {
-        let reply = self.client.request(request).await?;
+        let reply = self.client.call(request).await?;
         match reply.err() {
             Some(message) => Err(ErrorKind::Plugin {
                 method: C::METHOD.to_owned(),
