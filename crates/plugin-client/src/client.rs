@@ -39,12 +39,13 @@ use crate::retry::{self, Failed};
 ///
 /// | Docker | here |
 /// |---|---|
-/// | `Call(m, nil, &ret)` | `client.call(m).await?.json::<R>()?` |
-/// | `Call(m, args, &ret)` | `client.call(m).args(&args).await?.json::<R>()?` |
+/// | `Call(m, nil, &ret)` | `client.call(m).json::<R>().await?` |
+/// | `Call(m, args, &ret)` | `client.call(m).args(&args).json::<R>().await?` |
 /// | `Call(m, args, nil)` | `client.call(m).args(&args).no_reply().await?` |
-/// | `CallWithOptions(…, WithRequestTimeout(d))` | `….timeout(d)` |
-/// | `SendFile(m, reader, &ret)` | `client.call(m).body(SendBody::from_reader(r)).await?.json::<R>()?` |
+/// | `CallWithOptions(…, WithRequestTimeout(d))` | `….timeout(d)` before `.await` |
+/// | `SendFile(m, reader, &ret)` | `client.call(m).body(SendBody::from_reader(r)).json::<R>().await?` |
 /// | `Stream(m, args)` | `client.stream(m).args(&args).await?` |
+/// | a raw body in, the raw reply out | `client.call(m).body(bytes).await?` |
 /// | a generated proxy's typed call | `client.call(&typed_request).await?` |
 ///
 /// [`SendBody`]: crate::SendBody
@@ -112,9 +113,9 @@ impl Client {
     ///
     /// By name (Docker's `Call`), the body is empty unless
     /// [`args`](CallRequest::args) or [`body`](CallRequest::body) give one,
-    /// and the 200 reply comes back whole as a [`Reply`](crate::Reply), to
-    /// decode with [`Reply::json`](crate::Reply::json) (Go's rules) or keep
-    /// as bytes; [`no_reply`](CallRequest::no_reply) leaves it unread.
+    /// and the 200 reply comes back whole as bytes, or decoded by Go's
+    /// rules with [`json`](CallRequest::json);
+    /// [`no_reply`](CallRequest::no_reply) leaves it unread.
     ///
     /// Typed ([`plugin_proto::Call`]), the request is encoded as Docker
     /// sends it (no body for calls Docker makes with nil arguments),
@@ -134,8 +135,8 @@ impl Client {
     /// use plugin_proto::{Manifest, volume::{CreateRequest, ListRequest}};
     ///
     /// let client = Client::new("unix:///run/docker/plugins/memvol.sock", None)?;
-    /// let manifest: Manifest = client.call("Plugin.Activate").await?.json()?;
-    /// let raw = client.call("VolumeDriver.List").args(&ListRequest {}).await?.into_bytes();
+    /// let manifest: Manifest = client.call("Plugin.Activate").json().await?;
+    /// let raw = client.call("VolumeDriver.List").args(&ListRequest {}).await?;
     /// let typed = client.call(&CreateRequest { name: "v1".into(), opts: None }).await?;
     /// # let _ = (manifest, raw, typed);
     /// # Ok(()) }

@@ -19,7 +19,7 @@
 //! use plugin_proto::{Manifest, volume::ListRequest};
 //!
 //! let client = Client::new("unix:///run/docker/plugins/memvol.sock", None)?;
-//! let manifest: Manifest = client.call("Plugin.Activate").await?.json()?;
+//! let manifest: Manifest = client.call("Plugin.Activate").json().await?;
 //! let volumes = client.call(&ListRequest {}).timeout(Duration::from_secs(5)).await?;
 //! # let _ = (manifest, volumes);
 //! # Ok(()) }
@@ -67,4 +67,4 @@ pub use builder::{
 pub use client::Client;
 pub use connect::{DialFuture, PluginIo, Transport};
 pub use error::Error;
-pub use request::{CallRequest, CallTarget, Reply, StreamTarget};
+pub use request::{CallRequest, CallTarget, StreamTarget};

@@ -47,9 +47,10 @@ enum Finish<O> {
 /// A call to send: returned by [`Client::call`] and [`Client::stream`],
 /// configured by its methods, sent when awaited.
 ///
-/// `O` is what awaiting gives: a raw [`Reply`] for a call by method name,
-/// the typed reply for a [`plugin_proto::Call`], `()` after
-/// [`no_reply`](CallRequest::no_reply), a [`ReplyBody`] for a stream.
+/// `O` is what awaiting gives: the raw reply body ([`Bytes`]) for a call
+/// by method name, `R` after [`json::<R>()`](CallRequest::json), `()`
+/// after [`no_reply`](CallRequest::no_reply), the typed reply for a
+/// [`plugin_proto::Call`], a [`ReplyBody`] for a stream.
 ///
 /// ```no_run
 /// # async fn f(client: plugin_client::Client) -> Result<(), plugin_client::Error> {
@@ -130,7 +131,7 @@ impl<'a, O> CallRequest<'a, O> {
     }
 }
 
-impl<'a> CallRequest<'a, Reply> {
+impl<'a> CallRequest<'a, Bytes> {
     /// Sends `args` as Go-style JSON with a trailing newline (Docker's
     /// `Call` with non-nil arguments). Without it, the body is empty, as
     /// Docker sends nil arguments; `&serde_json::Value::Null` sends `null`.
@@ -150,15 +151,18 @@ impl<'a> CallRequest<'a, Reply> {
     /// memory go with `Content-Length` and are resent whole on a retry; a
     /// stream or reader goes chunked unless sized and is never retried once
     /// any of it was sent. Docker decodes a `SendFile` reply as JSON even
-    /// when it ignores it, so an empty reply fails there: call
-    /// [`Reply::json`] to do the same.
+    /// when it ignores it, so an empty reply fails there: add
+    /// [`json`](CallRequest::json) to do the same.
     ///
     /// ```no_run
     /// # async fn f(client: plugin_client::Client, file: tokio::fs::File) -> Result<(), plugin_client::Error> {
     /// use plugin_client::SendBody;
     ///
-    /// let reply = client.call("GraphDriver.ApplyDiff").body(SendBody::from_reader(file)).await?;
-    /// let _: serde::de::IgnoredAny = reply.json()?;
+    /// let _: serde::de::IgnoredAny = client
+    ///     .call("GraphDriver.ApplyDiff")
+    ///     .body(SendBody::from_reader(file))
+    ///     .json()
+    ///     .await?;
     /// # Ok(()) }
     /// ```
     #[doc(alias = "send_file")]
@@ -167,15 +171,39 @@ impl<'a> CallRequest<'a, Reply> {
         self
     }
 
+    /// Decodes the 200 reply into `R` as Docker's `Call` does, with Go's
+    /// `json.NewDecoder(body).Decode(&ret)` (checklist 22): the first JSON
+    /// value, keys matched case-insensitively, trailing bytes ignored,
+    /// `null` gives `R::default()`, an empty body is the error `EOF`. A
+    /// failure is logged as Docker logs it.
+    ///
+    /// ```no_run
+    /// # async fn f(client: plugin_client::Client) -> Result<(), plugin_client::Error> {
+    /// use plugin_proto::Manifest;
+    ///
+    /// let manifest: Manifest = client.call("Plugin.Activate").json().await?;
+    /// # let _ = manifest;
+    /// # Ok(()) }
+    /// ```
+    pub fn json<R: DeserializeOwned + Default>(self) -> CallRequest<'a, R> {
+        self.finish(Finish::Buffered(|method, bytes| {
+            decode_reply_json(method, &bytes)
+        }))
+    }
+
     /// Checks the status and never reads the reply body (Docker's `Call`
     /// with a nil reply target).
     pub fn no_reply(self) -> CallRequest<'a, ()> {
+        self.finish(Finish::Unread(|| ()))
+    }
+
+    fn finish<R>(self, finish: Finish<R>) -> CallRequest<'a, R> {
         CallRequest {
             client: self.client,
             method: self.method,
             body: self.body,
             options: self.options,
-            finish: Finish::Unread(|| ()),
+            finish,
         }
     }
 }
@@ -226,53 +254,6 @@ impl<'a, O: Send + 'a> CallRequest<'a, O> {
     }
 }
 
-/// The 200 reply to a call by method name, read whole (capped by the
-/// client's `max_reply_size`).
-#[derive(Clone)]
-pub struct Reply {
-    method: String,
-    bytes: Bytes,
-}
-
-impl fmt::Debug for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reply")
-            .field("method", &self.method)
-            .field("len", &self.bytes.len())
-            .finish()
-    }
-}
-
-impl Reply {
-    /// Decodes the body as Docker's `Call` does, with Go's
-    /// `json.NewDecoder(body).Decode(&ret)` (checklist 22): the first JSON
-    /// value, keys matched case-insensitively, trailing bytes ignored,
-    /// `null` gives `R::default()`, an empty body is the error `EOF`. A
-    /// failure is logged as Docker logs it.
-    ///
-    /// ```no_run
-    /// # async fn f(client: plugin_client::Client) -> Result<(), plugin_client::Error> {
-    /// use plugin_proto::Manifest;
-    ///
-    /// let manifest: Manifest = client.call("Plugin.Activate").await?.json()?;
-    /// # let _ = manifest;
-    /// # Ok(()) }
-    /// ```
-    pub fn json<R: DeserializeOwned + Default>(&self) -> Result<R, Error> {
-        decode_reply_json(&self.method, &self.bytes)
-    }
-
-    /// The raw body.
-    pub fn bytes(&self) -> &Bytes {
-        &self.bytes
-    }
-
-    /// The raw body, owned.
-    pub fn into_bytes(self) -> Bytes {
-        self.bytes
-    }
-}
-
 /// Go's decoding of a reply (checklist 22); failures logged as Docker
 /// logs them.
 fn decode_reply_json<R: DeserializeOwned + Default>(
@@ -298,7 +279,8 @@ mod sealed {
 }
 
 /// What [`Client::call`] accepts: a method name (`"VolumeDriver.List"`),
-/// whose reply is a raw [`Reply`], or a typed request (a
+/// whose reply is the raw body unless decoded with
+/// [`json`](CallRequest::json), or a typed request (a
 /// [`plugin_proto::Call`], such as `volume::ListRequest`), whose reply is
 /// its typed reply.
 pub trait CallTarget<'a> {
@@ -315,16 +297,11 @@ pub trait CallTarget<'a> {
 }
 
 impl<'a> CallTarget<'a> for &'a str {
-    type Output = Reply;
+    type Output = Bytes;
 
-    fn into_request(self, client: &'a Client, _: sealed::Token) -> CallRequest<'a, Reply> {
-        let raw = |method: &str, bytes| {
-            Ok(Reply {
-                method: method.to_owned(),
-                bytes,
-            })
-        };
-        CallRequest::new(client, self, Ok(Bytes::new()), None, Finish::Buffered(raw))
+    fn into_request(self, client: &'a Client, _: sealed::Token) -> CallRequest<'a, Bytes> {
+        let raw = Finish::Buffered(|_, bytes| Ok(bytes));
+        CallRequest::new(client, self, Ok(Bytes::new()), None, raw)
     }
 }
 

@@ -125,7 +125,7 @@ impl Plugin {
             call = call.timeout(t);
         }
         let reply = call.await?;
-        Ok(Manifest::decode(reply.bytes())?)
+        Ok(Manifest::decode(&reply)?)
     }
 
     /// The name the plugin was found under.
