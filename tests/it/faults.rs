@@ -693,7 +693,11 @@ async fn malformed_replies_are_clear_errors() {
         for (i, (what, _)) in MALFORMED.iter().enumerate() {
             let method = format!("M.Case{i}");
             let start = Instant::now();
-            let e = client.call(method.as_str()).json::<Value>().await.unwrap_err();
+            let e = client
+                .call(method.as_str())
+                .json::<Value>()
+                .await
+                .unwrap_err();
             assert!(start.elapsed() < MS(1000), "{what}: {:?}", start.elapsed());
             assert!(!e.is_status() && !e.is_timeout(), "{what}: {e:?}");
             println!("{what}: {e}");
@@ -946,7 +950,6 @@ async fn bytes_after_a_complete_reply_are_never_taken_as_the_next_reply() {
 
 async fn list_volumes(p: &plugin_registry::Plugin) -> Result<Value, plugin_client::Error> {
     p.client()
-        
         .call("VolumeDriver.List")
         .args(&json!({}))
         .json()
@@ -1240,7 +1243,6 @@ async fn load_client(function: &str) {
                 let args = json!({"Name": format!("v{i}")});
                 let reply: Value = plugin
                     .client()
-                    
                     .call("VolumeDriver.Get")
                     .args(&args)
                     .json()

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use plugin_registry::discovery::LocalRegistry;
 use plugin_registry::proto::{Address, RetryPolicy};
 use plugin_registry::{
-    CompatPlugin, Getter, ListState, LookupWait, Managed, ManagedStore, Plugin, Policy, Registry,
-    VolumeDriver,
+    CompatPlugin, Event, Eviction, Getter, ListState, LookupWait, Managed, ManagedStore, Plugin,
+    Policy, Registry, VolumeDriver,
 };
 use plugin_tests::logs;
 use plugin_tests::server::{FakePlugin, Reply};
@@ -227,7 +227,10 @@ async fn connect_activates_a_plugin_at_a_known_address_checklist_36() {
     let sock = tree.path("run/x.sock");
     let fake = FakePlugin::builder()
         .activate(&["VolumeDriver"])
-        .on("/VolumeDriver.List", Reply::json(200, r#"{"Volumes":[{"Name":"v"}]}"#))
+        .on(
+            "/VolumeDriver.List",
+            Reply::json(200, r#"{"Volumes":[{"Name":"v"}]}"#),
+        )
         .unix(&sock)
         .await;
     let addr = Address::unix(&sock);
@@ -235,7 +238,11 @@ async fn connect_activates_a_plugin_at_a_known_address_checklist_36() {
     assert_eq!(p.name(), "x");
     assert_eq!(p.address(), &addr);
     assert_eq!(p.client().address(), &addr);
-    assert!(p.implements("VolumeDriver"), "activated: {:?}", p.manifest());
+    assert!(
+        p.implements("VolumeDriver"),
+        "activated: {:?}",
+        p.manifest()
+    );
     assert!(p.source().is_none());
     assert!(p.is_v1());
     assert_eq!(p.protocol(), "moby.plugins.http/v1");
@@ -260,7 +267,9 @@ async fn connect_reports_a_refused_activation() {
         .on(ACTIVATE, Reply::err("not today"))
         .unix(&sock)
         .await;
-    let e = Plugin::connect("y", Address::unix(&sock)).await.unwrap_err();
+    let e = Plugin::connect("y", Address::unix(&sock))
+        .await
+        .unwrap_err();
     assert_eq!(e.to_string(), "Plugin.Activate: not today");
 }
 
@@ -626,7 +635,14 @@ async fn dead_plugin_is_evicted_and_found_again_where_it_now_lives_divergence_d1
         .await;
     tree.write_spec(0, "mover", &first.address());
     let reg = registry(&tree);
+    let mut events = reg.subscribe();
     let p = reg.get("mover", "VolumeDriver").await.unwrap();
+    assert_eq!(
+        events.try_recv().unwrap(),
+        Event::Activated {
+            name: "mover".into()
+        }
+    );
 
     // The plugin restarts on another port and rewrites its spec.
     first.shutdown().await;
@@ -639,13 +655,23 @@ async fn dead_plugin_is_evicted_and_found_again_where_it_now_lives_divergence_d1
     // Calls through the old client fail to connect after their retries...
     let err = p
         .client()
-        
         .call("VolumeDriver.List")
         .body(bytes::Bytes::from_static(b"{}\n"))
-        .await;
-    assert!(err.unwrap_err().is_connect());
-    // ...so the registry forgot it, and the next get finds the new port.
+        .await
+        .unwrap_err();
+    assert!(err.is_connect());
+    // ...so the registry forgot it, said so, and the next get finds the
+    // new port.
     assert!(reg.plugins().is_empty());
+    assert_eq!(
+        events.try_recv().unwrap(),
+        Event::Evicted {
+            name: "mover".into(),
+            reason: Eviction::Unreachable {
+                error: err.to_string()
+            }
+        }
+    );
     let q = reg.get("mover", "VolumeDriver").await.unwrap();
     assert!(!Arc::ptr_eq(&p, &q));
     assert_eq!(q.address().as_str(), second.address());
@@ -664,12 +690,39 @@ async fn docker_policy_keeps_dead_plugins_cached() {
     policy.retry = RetryPolicy::none();
     let reg = Registry::new(tree.registry(), policy);
     let p = reg.get("p", "VolumeDriver").await.unwrap();
+    let mut events = reg.subscribe();
     fake.shutdown().await;
     let _ = p.client().call("VolumeDriver.List").await;
     assert_eq!(
         reg.plugins().len(),
         1,
         "Docker caches a dead plugin forever"
+    );
+    assert!(events.try_recv().is_err(), "no eviction, no event");
+}
+
+#[tokio::test]
+async fn evict_on_request_is_announced_once() {
+    let tree = PluginTree::new();
+    let _fake = volume_plugin(&tree, "vol").await;
+    let reg = registry(&tree);
+    reg.get("vol", "VolumeDriver").await.unwrap();
+    let mut events = reg.subscribe();
+    assert!(reg.evict("vol"));
+    assert!(!reg.evict("vol"), "already gone");
+    assert_eq!(
+        events.try_recv().unwrap(),
+        Event::Evicted {
+            name: "vol".into(),
+            reason: Eviction::Requested
+        }
+    );
+    assert!(events.try_recv().is_err(), "one event per eviction");
+    reg.get("vol", "VolumeDriver").await.unwrap();
+    assert_eq!(
+        events.try_recv().unwrap(),
+        Event::Activated { name: "vol".into() },
+        "the next get activates it again"
     );
 }
 
@@ -953,7 +1006,6 @@ async fn ipam_example_end_to_end_through_the_registry_and_a_handler() {
         async move {
             let reply = p
                 .client()
-                
                 .call(&ipam::GetCapabilitiesRequest::default())
                 .await
                 .unwrap();
