@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use plugin_client::{Client, ClientBuilder};
+use plugin_client::{Client, ClientBuilder, IntoAddress};
 use plugin_discovery::{PluginSpec, Source};
 use plugin_proto::{ACTIVATE_METHOD, Address, Manifest, PROTOCOL_SCHEME, TlsOptions};
 
@@ -46,18 +46,25 @@ impl Plugin {
     /// without discovery and outside any registry. TLS is Docker's
     /// `NewLocalPlugin` default: `https://` addresses are not verified.
     ///
+    /// The address is a string to parse or an `Address`; one that does not
+    /// parse fails as a client error ([`is_config`]).
+    ///
+    /// [`is_config`]: plugin_client::Error::is_config
+    ///
     /// ```no_run
     /// # async fn f() -> Result<(), plugin_registry::Error> {
-    /// use plugin_registry::{Plugin, VolumeDriver, proto::Address};
+    /// use plugin_registry::{Plugin, VolumeDriver};
     ///
-    /// let address = Address::parse("unix:///run/my-engine/memvol.sock")?;
-    /// let plugin = Plugin::connect("memvol", address).await?;
+    /// let plugin = Plugin::connect("memvol", "unix:///run/my-engine/memvol.sock").await?;
     /// assert!(plugin.implements("VolumeDriver"));
     /// let volumes = VolumeDriver::new(&plugin).list().await?;
     /// # let _ = volumes;
     /// # Ok(()) }
     /// ```
-    pub async fn connect(name: impl Into<String>, address: Address) -> Result<Arc<Plugin>, Error> {
+    pub async fn connect(
+        name: impl Into<String>,
+        address: impl IntoAddress,
+    ) -> Result<Arc<Plugin>, Error> {
         let policy = Policy::default();
         let builder = Client::builder().retry(policy.retry);
         let tls = Some(TlsOptions::insecure());
@@ -87,16 +94,16 @@ impl Plugin {
 
     fn build(
         name: String,
-        address: Address,
+        address: impl IntoAddress,
         tls: Option<TlsOptions>,
         source: Option<Source>,
         declared: Option<Vec<String>>,
         builder: &ClientBuilder,
     ) -> Result<Plugin, Error> {
-        let client = builder.clone().build(address.clone(), tls.as_ref())?;
+        let client = builder.clone().build(address, tls.as_ref())?;
         Ok(Plugin {
             name,
-            address,
+            address: client.address().clone(),
             tls,
             source,
             declared,
