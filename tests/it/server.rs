@@ -1996,7 +1996,7 @@ async fn systemd_names_pick_the_plugins_socket() {
     );
     drop((l_other, l_mine));
     let client = unix_client(&mine);
-    let m: plugin_proto::Manifest = client.call("Plugin.Activate", None::<&()>).await.unwrap();
+    let m: plugin_proto::Manifest = client.call("Plugin.Activate").json().await.unwrap();
     assert_eq!(m.implements, ["VolumeDriver"]);
     // memvol is serving, so it has taken its descriptors: the other one
     // was closed, and nothing listens on it any more.
