@@ -1267,3 +1267,38 @@ async fn typed_requests_use_the_messages_rules() {
     );
     assert_eq!(reqs[1].path, "/VolumeDriver.Path");
 }
+
+#[tokio::test]
+async fn typed_calls_take_per_call_settings() {
+    use plugin_proto::metrics::StopMetricsRequest;
+    use plugin_proto::volume::CreateRequest;
+    let dir = tmp();
+    let plugin = unix_plugin(
+        &dir,
+        FakePlugin::builder()
+            .on("VolumeDriver.Create", Reply::hang())
+            .on("MetricsCollector.StopMetrics", Reply::text(200, "not json")),
+    )
+    .await;
+    // A client that would retry for a long time, and Docker's two-minute
+    // timeout for `VolumeDriver.Create`: both replaced for one call.
+    let client = Client::builder()
+        .retry(RetryPolicy::with_budget(Duration::from_secs(60)))
+        .build(plugin.address().as_str(), None)
+        .unwrap();
+    let start = Instant::now();
+    let e = client
+        .call(&CreateRequest {
+            name: "v".into(),
+            ..Default::default()
+        })
+        .timeout(MS(100))
+        .retry(RetryPolicy::none())
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e:?}");
+    assert!(start.elapsed() < WAIT, "{:?}", start.elapsed());
+    assert_eq!(plugin.count("/VolumeDriver.Create"), 1, "not retried");
+    // Docker never reads this reply, so garbage in it is no error.
+    client.call(&StopMetricsRequest {}).await.unwrap();
+}
