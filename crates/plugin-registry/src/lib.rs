@@ -3,9 +3,19 @@
 //!
 //! A [`Registry`] resolves a plugin name through [`discovery`], activates
 //! the plugin once with `POST /Plugin.Activate` through [`client`], caches
-//! it, runs extension-point [`Handler`]s and lists plugins by kind. The
-//! three lower crates are re-exported, so an engine depends on this one
-//! crate only.
+//! it, runs extension-point [`Handler`]s and lists plugins by kind. Every
+//! [`Plugin`] it hands out carries its client, ready to call
+//! ([`Plugin::client`]); [`Plugin::connect`] gives the same for a plugin at
+//! a known address, without discovery. [`Registry::subscribe`] reports
+//! what happens to plugins as [`Event`]s: activations, and evictions of
+//! plugins that died (the registry learns of those from the client's
+//! `on_connect_failure` hook) or that [`Registry::evict`] removed.
+//!
+//! The three lower crates are re-exported as modules ([`client`],
+//! [`discovery`], [`proto`]), so an engine depends on this one crate only.
+//! Each type has one path: this crate's own types at its root, the others
+//! in their crate's module (`plugin_registry::proto::Address`, never
+//! `plugin_registry::client::Address`).
 //!
 //! Behaviour is Docker's (`pkg/plugins` on moby master) wherever a user can
 //! observe it, except for the documented divergences (`docs/divergences.md`):
