@@ -329,7 +329,7 @@ async fn dockerd_request_bytes() {
 }
 
 /// Reads one response (head, then a `Content-Length` body) from `s`.
-async fn read_response(s: &mut tokio::net::UnixStream) -> (u16, String, String) {
+pub(crate) async fn read_response(s: &mut tokio::net::UnixStream) -> (u16, String, String) {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::new();
     let head_end = loop {
