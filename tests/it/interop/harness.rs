@@ -110,6 +110,29 @@ pub(crate) async fn run(mut cmd: Command) -> Output {
         .unwrap_or_else(|e| panic!("run {what}: {e}"))
 }
 
+/// The stdout of `program args`, after asserting it succeeded; a failure
+/// shows both outputs and `context`.
+fn success_stdout<S: AsRef<OsStr>>(
+    program: &str,
+    args: &[S],
+    out: &Output,
+    context: &str,
+) -> String {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        out.status.success(),
+        "{program} {} failed ({}):\nstdout: {}\nstderr: {}\n{context}",
+        shown.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 // ---------------------------------------------------------------------------
 // dockerd
 // ---------------------------------------------------------------------------
@@ -234,20 +257,8 @@ impl Dockerd {
     /// Runs `docker <args>`, asserts success and returns stdout.
     pub(crate) async fn docker_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
         let out = self.docker(args).await;
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            out.status.success(),
-            "docker {} failed ({}):\nstdout: {}\nstderr: {}\ndockerd log tail:\n{}",
-            shown.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log_tail()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let log = format!("dockerd log tail:\n{}", self.log_tail());
+        success_stdout("docker", args, &out, &log)
     }
 
     /// The daemon's `dockerd --version` line, as the API reports it
@@ -554,19 +565,7 @@ impl Podman {
     /// Runs `podman <args>`, asserts success and returns stdout.
     pub(crate) async fn podman_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
         let out = self.podman(args).await;
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            out.status.success(),
-            "podman {} failed ({}):\nstdout: {}\nstderr: {}",
-            shown.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        success_stdout("podman", args, &out, "")
     }
 
     /// `podman version`'s client version (`4.3.1`).

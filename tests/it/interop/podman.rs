@@ -16,7 +16,6 @@
 //! behaviour, asserted here as it is, not something memvol works around.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use plugin_client::Client;
 use plugin_proto::volume::{CreateRequest, GetRequest, ListRequest, RemoveRequest};
@@ -27,14 +26,11 @@ use serde_json::{Value, json};
 
 use super::harness::{Podman, require, unique_name};
 use super::memvol::{Memvol, Serve};
-use super::wire::{fake_volume_driver, read_response};
+use super::wire::{PLUGIN, bless_or_load, fake_volume_driver, raw_texts, replay};
 
 /// The media type podman sends, in `Content-Type`: go-plugins-helpers'
 /// v1.1, not the v1.2 dockerd accepts.
 const PODMAN_CONTENT_TYPE: &str = "application/vnd.docker.plugins.v1.1+json";
-
-/// Stands for the (per-run) plugin name in the recorded commands.
-const PLUGIN: &str = "<plugin>";
 
 /// The podman commands whose plugin traffic is recorded, in order.
 const COMMANDS: &[&[&str]] = &[
@@ -231,20 +227,13 @@ async fn podman_request_bytes() {
             .iter()
             .map(|(cmd, reqs)| Command {
                 podman: cmd.iter().map(|a| (*a).to_owned()).collect(),
-                requests: reqs
-                    .iter()
-                    .map(|r| String::from_utf8(r.raw.clone()).unwrap())
-                    .collect(),
+                requests: raw_texts(reqs),
             })
             .collect(),
     };
-    if std::env::var_os("INTEROP_BLESS").is_some() {
-        let text = serde_json::to_string_pretty(&live).unwrap() + "\n";
-        std::fs::write(vectors_path(), text).unwrap();
-        eprintln!("wrote {}", vectors_path().display());
+    let Some(vectors) = bless_or_load(&vectors_path(), &live) else {
         return;
-    }
-    let vectors = load_vectors();
+    };
     if vectors.podman == version {
         assert_eq!(live, vectors, "podman's bytes differ from the test vectors");
     } else {
@@ -263,27 +252,17 @@ async fn podman_request_bytes() {
 /// convention.
 #[tokio::test]
 async fn memvol_accepts_podman_bytes() {
-    use tokio::io::AsyncWriteExt;
     let vectors = load_vectors();
     let dir = short_tempdir();
     let socket = dir.path().join("memvol.sock");
-    let memvol = Memvol::start(Serve::Unix(&socket)).await;
-    let mut replies = Vec::new();
-    for cmd in &vectors.commands {
-        let mut conn = tokio::net::UnixStream::connect(&socket).await.unwrap();
-        for raw in &cmd.requests {
-            let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-            assert!(head.contains("\r\nHost: plugin\r\n"), "{head}");
-            assert!(head.contains("\r\nContent-Type: ") && !head.contains("Accept"));
-            assert!(!body.ends_with('\n'), "{body:?}");
-            conn.write_all(raw.as_bytes()).await.unwrap();
-            let reply = tokio::time::timeout(Duration::from_secs(5), read_response(&mut conn))
-                .await
-                .unwrap_or_else(|_| panic!("memvol did not answer {raw:?}"));
-            let path = raw.split(' ').nth(1).unwrap().to_owned();
-            replies.push((path, reply));
-        }
+    for raw in vectors.commands.iter().flat_map(|c| &c.requests) {
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("\r\nHost: plugin\r\n"), "{head}");
+        assert!(head.contains("\r\nContent-Type: ") && !head.contains("Accept"));
+        assert!(!body.ends_with('\n'), "{body:?}");
     }
+    let memvol = Memvol::start(Serve::Unix(&socket)).await;
+    let replies = replay(&socket, vectors.commands.iter().map(|c| &c.requests[..])).await;
     let statuses: Vec<(&str, u16)> = replies.iter().map(|(p, r)| (p.as_str(), r.0)).collect();
     assert_eq!(
         statuses,
