@@ -32,9 +32,14 @@
 mod error;
 mod getter;
 mod handler;
+mod ipam;
 mod listing;
+mod log;
+mod metrics;
+mod network;
 mod plugin;
 mod policy;
+mod proxy;
 mod registry;
 mod volume;
 mod watch;
@@ -44,7 +49,13 @@ use std::sync::{Arc, OnceLock};
 pub use error::{Error, ErrorKind};
 pub use getter::{CompatPlugin, Getter, GetterError, Managed, ManagedStore};
 pub use handler::{Handler, HandlerFuture};
+pub use ipam::IpamDriver;
 pub use listing::{ListState, Listing};
+#[cfg(target_os = "linux")]
+pub use log::LogWriter;
+pub use log::{LogDriver, LogStream};
+pub use metrics::MetricsCollector;
+pub use network::NetworkDriver;
 pub use plugin::Plugin;
 pub use policy::{LookupWait, Policy};
 pub use registry::Registry;

@@ -10,10 +10,11 @@ use plugin_proto::volume::{
     CapabilitiesRequest, Capability, CreateRequest, GetRequest, ListRequest, MountRequest,
     PathRequest, RemoveRequest, UnmountRequest, Volume,
 };
-use plugin_proto::{Call, ErrReply};
+use plugin_proto::{Call, ErrReply, kinds};
 
 use crate::Plugin;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
+use crate::proxy::{self, ErrStyle};
 
 /// Typed `VolumeDriver.*` calls to one activated plugin.
 ///
@@ -22,22 +23,19 @@ use crate::error::{Error, ErrorKind};
 /// status error reading `VolumeDriver.<Method>: <message>`; a 200 reply
 /// with a non-empty `Err` is an error whose text is the plugin's message
 /// alone, as Docker's proxy reports it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct VolumeDriver {
     plugin: Arc<Plugin>,
     client: Client,
 }
 
 impl VolumeDriver {
-    /// The proxy for an activated plugin.
+    /// The proxy for an activated plugin that implements `VolumeDriver`
+    /// (Docker's volume store gets its drivers by that kind).
     pub fn new(plugin: &Arc<Plugin>) -> Result<VolumeDriver, Error> {
-        let client = plugin
-            .client()
-            .cloned()
-            .ok_or_else(|| Error::from(ErrorKind::NotActivated(plugin.name().to_owned())))?;
         Ok(VolumeDriver {
             plugin: plugin.clone(),
-            client,
+            client: proxy::client_of(plugin, kinds::VOLUME_DRIVER)?,
         })
     }
 
@@ -50,15 +48,7 @@ impl VolumeDriver {
     where
         C::Reply: ErrReply,
     {
-        let reply = self.client.request(request).await?;
-        match reply.err() {
-            Some(message) => Err(ErrorKind::Plugin {
-                method: C::METHOD.to_owned(),
-                message: message.to_owned(),
-            }
-            .into()),
-            None => Ok(reply),
-        }
+        proxy::call_checked(&self.client, request, ErrStyle::Bare).await
     }
 
     /// `VolumeDriver.Create`; `opts: None` is sent as `"Opts":null`, as
