@@ -294,7 +294,10 @@ mod writer {
                     } else {
                         format!("open {}: {e}", path.display())
                     };
-                    return Err(abandon(&path, ErrorKind::LogFifo { text, source: e }.into()));
+                    return Err(abandon(
+                        &path,
+                        ErrorKind::LogFifo { text, source: e }.into(),
+                    ));
                 }
             };
             // Hold the FIFO open for reading too, as Docker does, so the

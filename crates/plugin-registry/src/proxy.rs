@@ -47,7 +47,10 @@ pub(crate) async fn call<C: Call>(client: &Client, request: &C) -> Result<C::Rep
 }
 
 /// A stream call (`LogDriver.ReadLogs`): the 200 reply's body, unread.
-pub(crate) async fn stream<S: StreamCall>(client: &Client, request: &S) -> Result<ReplyBody, Error> {
+pub(crate) async fn stream<S: StreamCall>(
+    client: &Client,
+    request: &S,
+) -> Result<ReplyBody, Error> {
     Ok(client.stream_request(request).await?)
 }
 
