@@ -1544,3 +1544,24 @@ async fn a_dropped_log_writer_removes_its_fifo() {
     drop(writer);
     assert!(!path.exists());
 }
+
+#[tokio::test]
+async fn proxies_call_through_the_plugins_own_client_so_dead_plugins_are_evicted() {
+    // Divergence D11 applies to proxies too: their calls run on the
+    // registry's client (its retry policy, its eviction hook), and a plugin
+    // they cannot reach is forgotten.
+    let tree = PluginTree::new();
+    let fake = FakePlugin::builder()
+        .activate(&["IpamDriver", "MetricsCollector"])
+        .unix(tree.path("run/gone.sock"))
+        .await;
+    let reg = registry(&tree);
+    let p = reg.get("gone", "IpamDriver").await.unwrap();
+    let ipam = IpamDriver::new(&p).unwrap();
+    let metrics = MetricsCollector::new(&p).unwrap();
+    fake.shutdown().await;
+    let e = ipam.release_pool("p1").await.unwrap_err();
+    assert!(e.is_connect(), "{e}");
+    assert!(reg.plugins().is_empty(), "evicted");
+    assert!(metrics.stop_metrics().await.unwrap_err().is_connect());
+}
