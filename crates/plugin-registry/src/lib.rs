@@ -3,9 +3,11 @@
 //!
 //! A [`Registry`] resolves a plugin name through [`discovery`], activates
 //! the plugin once with `POST /Plugin.Activate` through [`client`], caches
-//! it, runs extension-point [`Handler`]s and lists plugins by kind. The
-//! three lower crates are re-exported, so an engine depends on this one
-//! crate only.
+//! it, runs extension-point [`Handler`]s and lists plugins by kind. Typed
+//! proxies speak each subsystem as Docker's adapter does: [`VolumeDriver`],
+//! [`NetworkDriver`], [`IpamDriver`], [`LogDriver`] (with the engine's FIFO
+//! writer) and [`MetricsCollector`]. The three lower crates are
+//! re-exported, so an engine depends on this one crate only.
 //!
 //! Behaviour is Docker's (`pkg/plugins` on moby master) wherever a user can
 //! observe it, except for the documented divergences (`docs/divergences.md`):
@@ -28,6 +30,8 @@
 //! # let _ = volumes;
 //! # Ok(()) }
 //! ```
+
+#![forbid(unsafe_code)]
 
 mod error;
 mod getter;
