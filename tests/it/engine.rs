@@ -1139,7 +1139,12 @@ impl logd::LogDriver for KitLog {
         self.0.seen.push("StartLogging", &req);
         let path = PathBuf::from(&req.file);
         let fifo = if self.0.open_in_handler {
-            let file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+            // A detached thread, not `spawn_blocking`: if the engine never
+            // opened its end, the test fails instead of the runtime hanging
+            // at shutdown on a thread stuck in open(2).
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || tx.send(std::fs::File::open(path)));
+            let file = rx
                 .await
                 .unwrap()
                 .map_err(|e| PluginError::new(e.to_string()))?;
@@ -1382,9 +1387,10 @@ async fn read_logs_decodes_split_frames_and_reports_cut_and_garbled_ones() {
 async fn write_and_check(tree: &PluginTree, open_in_handler: bool) {
     let (driver, log) = kit_log(tree, open_in_handler).await;
     let path = tree.path("logging/c0ffee");
-    let mut writer = log
-        .open_writer(&path, container(), Duration::from_secs(5))
+    let open = log.open_writer(&path, container(), Duration::from_secs(5));
+    let mut writer = tokio::time::timeout(Duration::from_secs(10), open)
         .await
+        .expect("open_writer deadlocked with the plugin's open")
         .unwrap();
     assert!(is_fifo(&path), "the FIFO exists while logging");
     assert_eq!(writer.path(), path);
