@@ -121,9 +121,10 @@ impl IpamDriver {
         .map(drop)
     }
 
-    /// `IpamDriver.RequestAddress`: the address in CIDR form and the
-    /// driver's data. A reply without an address is libnetwork's error
-    /// `no address returned`.
+    /// `IpamDriver.RequestAddress`: the address (CIDR form, as the
+    /// plugin sent it; libnetwork parses it next) and the driver's data. A
+    /// reply without an address is libnetwork's error `no address
+    /// returned`.
     pub async fn request_address(
         &self,
         request: &RequestAddressRequest,

@@ -233,9 +233,10 @@ mod writer {
     impl LogDriver {
         /// Docker's logging plugin creator, in its order: ask for the
         /// capabilities (a failure means none), create the FIFO at `path`
-        /// (mode 0700, parent directories 0700), send `StartLogging` with
-        /// it and `info`, and write entries with the returned
-        /// [`LogWriter`].
+        /// (mode 0700, parent directories 0700; nothing may exist at
+        /// `path` yet: Docker picks a new random name each time), send
+        /// `StartLogging` with it and `info`, and write entries with the
+        /// returned [`LogWriter`].
         ///
         /// Docker opens its end before `StartLogging` and never checks the
         /// plugin opened the other one, so a plugin that never reads
