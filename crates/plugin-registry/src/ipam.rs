@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use plugin_client::Client;
 use plugin_proto::ipam::{
     AddressSpacesResponse, CapabilitiesResponse, GetCapabilitiesRequest,
     GetDefaultAddressSpacesRequest, ReleaseAddressRequest, ReleasePoolRequest,
@@ -21,7 +20,7 @@ use plugin_proto::{Call, ErrReply, kinds};
 
 use crate::Plugin;
 use crate::error::{Error, ErrorKind};
-use crate::proxy::{self, ErrStyle};
+use crate::proxy::{ErrStyle, Target};
 
 /// Typed `IpamDriver.*` calls to one activated plugin, as libnetwork's
 /// remote IPAM driver makes them.
@@ -47,31 +46,25 @@ use crate::proxy::{self, ErrStyle};
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
-pub struct IpamDriver {
-    plugin: Arc<Plugin>,
-    client: Client,
-}
+pub struct IpamDriver(Target);
 
 impl IpamDriver {
     /// The proxy for an activated plugin that implements `IpamDriver`
     /// (libnetwork registers remote IPAM drivers for that kind only).
     pub fn new(plugin: &Arc<Plugin>) -> Result<IpamDriver, Error> {
-        Ok(IpamDriver {
-            plugin: plugin.clone(),
-            client: proxy::client_of(plugin, kinds::IPAM_DRIVER)?,
-        })
+        Target::new(plugin, kinds::IPAM_DRIVER).map(IpamDriver)
     }
 
     /// The plugin behind this proxy.
     pub fn plugin(&self) -> &Arc<Plugin> {
-        &self.plugin
+        &self.0.plugin
     }
 
     async fn call<C: Call>(&self, request: &C) -> Result<C::Reply, Error>
     where
         C::Reply: ErrReply,
     {
-        proxy::call_checked(&self.client, request, ErrStyle::Remote).await
+        self.0.call_checked(request, ErrStyle::Remote).await
     }
 
     /// `IpamDriver.GetCapabilities`, sent with an empty body.
@@ -85,10 +78,10 @@ impl IpamDriver {
     /// the other errors this returns.
     pub async fn get_capabilities(&self) -> Result<CapabilitiesResponse, Error> {
         match self.call(&GetCapabilitiesRequest {}).await {
-            Err(e) if proxy::is_unimplemented(&e) => {
+            Err(e) if crate::proxy::is_unimplemented(&e) => {
                 tracing::info!(
                     "remote ipam driver {} does not support capabilities",
-                    self.plugin.name()
+                    self.0.plugin.name()
                 );
                 tracing::debug!("{e}");
                 Ok(CapabilitiesResponse::default())

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use plugin_client::{Client, ReplyBody};
+use plugin_client::ReplyBody;
 use plugin_proto::log::{
     CapabilitiesRequest, Capability, FrameDecoder, Info, LogEntry, LogError, ReadConfig,
     ReadLogsRequest, StartLoggingRequest, StopLoggingRequest,
@@ -20,7 +20,7 @@ use plugin_proto::{Call, ErrReply, kinds};
 
 use crate::Plugin;
 use crate::error::Error;
-use crate::proxy::{self, ErrStyle};
+use crate::proxy::{ErrStyle, Target};
 
 #[cfg(target_os = "linux")]
 pub use writer::LogWriter;
@@ -51,31 +51,25 @@ pub use writer::LogWriter;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
-pub struct LogDriver {
-    plugin: Arc<Plugin>,
-    client: Client,
-}
+pub struct LogDriver(Target);
 
 impl LogDriver {
     /// The proxy for an activated plugin that implements `LogDriver`
     /// (Docker looks logging plugins up by that kind).
     pub fn new(plugin: &Arc<Plugin>) -> Result<LogDriver, Error> {
-        Ok(LogDriver {
-            plugin: plugin.clone(),
-            client: proxy::client_of(plugin, kinds::LOG_DRIVER)?,
-        })
+        Target::new(plugin, kinds::LOG_DRIVER).map(LogDriver)
     }
 
     /// The plugin behind this proxy.
     pub fn plugin(&self) -> &Arc<Plugin> {
-        &self.plugin
+        &self.0.plugin
     }
 
     async fn call<C: Call>(&self, request: &C) -> Result<C::Reply, Error>
     where
         C::Reply: ErrReply,
     {
-        proxy::call_checked(&self.client, request, ErrStyle::Bare).await
+        self.0.call_checked(request, ErrStyle::Bare).await
     }
 
     /// `LogDriver.StartLogging`: the plugin is to read container `info`'s
@@ -118,7 +112,9 @@ impl LogDriver {
             info: info.clone(),
             config: config.clone(),
         };
-        let body = proxy::stream(&self.client, &request)
+        let body = self
+            .0
+            .stream(&request)
             .await
             .map_err(|e| Error::context("error getting log reader", e))?;
         Ok(LogStream::new(body, config))
@@ -288,7 +284,7 @@ mod writer {
                     let text = if e.kind() == io::ErrorKind::TimedOut {
                         format!(
                             "log plugin {} did not open {} for reading within {}",
-                            self.plugin.name(),
+                            self.0.plugin.name(),
                             path.display(),
                             go_duration(reader_timeout)
                         )
@@ -323,7 +319,7 @@ mod writer {
                 ErrorKind::LogFifo {
                     text: format!(
                         "error creating i/o pipe for log plugin: {}: {what}: {e}",
-                        self.plugin.name()
+                        self.0.plugin.name()
                     ),
                     source: e,
                 }

@@ -8,13 +8,12 @@
 
 use std::sync::Arc;
 
-use plugin_client::Client;
 use plugin_proto::kinds;
 use plugin_proto::metrics::{StartMetricsRequest, StopMetricsRequest};
 
 use crate::Plugin;
 use crate::error::Error;
-use crate::proxy;
+use crate::proxy::Target;
 
 /// Tells one activated metrics collector when the engine's metrics
 /// endpoint comes and goes.
@@ -37,39 +36,29 @@ use crate::proxy;
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
-pub struct MetricsCollector {
-    plugin: Arc<Plugin>,
-    client: Client,
-}
+pub struct MetricsCollector(Target);
 
 impl MetricsCollector {
     /// The proxy for an activated plugin that implements
     /// `MetricsCollector` (Docker's store hands the adapter only those).
     pub fn new(plugin: &Arc<Plugin>) -> Result<MetricsCollector, Error> {
-        Ok(MetricsCollector {
-            plugin: plugin.clone(),
-            client: proxy::client_of(plugin, kinds::METRICS_COLLECTOR)?,
-        })
+        Target::new(plugin, kinds::METRICS_COLLECTOR).map(MetricsCollector)
     }
 
     /// The plugin behind this proxy.
     pub fn plugin(&self) -> &Arc<Plugin> {
-        &self.plugin
+        &self.0.plugin
     }
 
     /// `MetricsCollector.StartMetrics`: the metrics endpoint is up. The
     /// reply body is not read.
     pub async fn start_metrics(&self) -> Result<(), Error> {
-        proxy::call(&self.client, &StartMetricsRequest {})
-            .await
-            .map(drop)
+        self.0.call(&StartMetricsRequest {}).await.map(drop)
     }
 
     /// `MetricsCollector.StopMetrics`: the metrics endpoint is going
     /// away. The reply body is not read.
     pub async fn stop_metrics(&self) -> Result<(), Error> {
-        proxy::call(&self.client, &StopMetricsRequest {})
-            .await
-            .map(drop)
+        self.0.call(&StopMetricsRequest {}).await.map(drop)
     }
 }

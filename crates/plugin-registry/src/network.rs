@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use plugin_client::Client;
 use plugin_proto::network::{
     AllocateNetworkRequest, CapabilitiesResponse, CreateEndpointRequest, CreateNetworkRequest,
     DeleteEndpointRequest, DeleteNetworkRequest, DiscoverDeleteRequest, DiscoverNewRequest,
@@ -27,7 +26,7 @@ use serde_json::Value;
 
 use crate::Plugin;
 use crate::error::{Error, ErrorKind};
-use crate::proxy::{self, ErrStyle};
+use crate::proxy::{ErrStyle, Target};
 
 /// Typed `NetworkDriver.*` calls to one activated plugin, as libnetwork's
 /// remote driver makes them.
@@ -52,31 +51,25 @@ use crate::proxy::{self, ErrStyle};
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
-pub struct NetworkDriver {
-    plugin: Arc<Plugin>,
-    client: Client,
-}
+pub struct NetworkDriver(Target);
 
 impl NetworkDriver {
     /// The proxy for an activated plugin that implements `NetworkDriver`
     /// (libnetwork registers remote drivers for that kind only).
     pub fn new(plugin: &Arc<Plugin>) -> Result<NetworkDriver, Error> {
-        Ok(NetworkDriver {
-            plugin: plugin.clone(),
-            client: proxy::client_of(plugin, kinds::NETWORK_DRIVER)?,
-        })
+        Target::new(plugin, kinds::NETWORK_DRIVER).map(NetworkDriver)
     }
 
     /// The plugin behind this proxy.
     pub fn plugin(&self) -> &Arc<Plugin> {
-        &self.plugin
+        &self.0.plugin
     }
 
     async fn call<C: Call>(&self, request: &C) -> Result<C::Reply, Error>
     where
         C::Reply: ErrReply,
     {
-        proxy::call_checked(&self.client, request, ErrStyle::Remote).await
+        self.0.call_checked(request, ErrStyle::Remote).await
     }
 
     /// `NetworkDriver.GetCapabilities`, sent with an empty body, checked
@@ -203,7 +196,7 @@ impl NetworkDriver {
         &self,
         request: &ProgramExternalConnectivityRequest,
     ) -> Result<(), Error> {
-        proxy::optional(self.call(request).await).map(drop)
+        crate::proxy::optional(self.call(request).await).map(drop)
     }
 
     /// `NetworkDriver.RevokeExternalConnectivity`. **Optional**: a 404 is
@@ -217,7 +210,7 @@ impl NetworkDriver {
             network_id: network_id.to_owned(),
             endpoint_id: endpoint_id.to_owned(),
         };
-        proxy::optional(self.call(&request).await).map(drop)
+        crate::proxy::optional(self.call(&request).await).map(drop)
     }
 
     /// `NetworkDriver.DiscoverNew`: a node joined. libnetwork forwards node

@@ -20,38 +20,70 @@ use plugin_proto::{Call, ErrReply, StreamCall};
 use crate::Plugin;
 use crate::error::{Error, ErrorKind};
 
-/// The client of an activated plugin implementing `kind`: Docker's
-/// getters check the kind before handing a plugin to a subsystem, and a
-/// plugin that is not activated has no client yet.
-pub(crate) fn client_of(plugin: &Arc<Plugin>, kind: &str) -> Result<Client, Error> {
-    let client = plugin
-        .client()
-        .cloned()
-        .ok_or_else(|| Error::from(ErrorKind::NotActivated(plugin.name().to_owned())))?;
-    if !plugin.implements(kind) {
-        return Err(ErrorKind::NotImplemented {
-            name: plugin.name().to_owned(),
-            kind: kind.to_owned(),
+/// What every proxy holds: the plugin and its client.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    pub(crate) plugin: Arc<Plugin>,
+    client: Client,
+}
+
+impl Target {
+    /// The client of an activated plugin implementing `kind`: Docker's
+    /// getters check the kind before handing a plugin to a subsystem, and
+    /// a plugin that is not activated has no client yet.
+    pub(crate) fn new(plugin: &Arc<Plugin>, kind: &str) -> Result<Target, Error> {
+        let client = plugin
+            .client()
+            .cloned()
+            .ok_or_else(|| Error::from(ErrorKind::NotActivated(plugin.name().to_owned())))?;
+        if !plugin.implements(kind) {
+            return Err(ErrorKind::NotImplemented {
+                name: plugin.name().to_owned(),
+                kind: kind.to_owned(),
+            }
+            .into());
         }
-        .into());
+        Ok(Target {
+            plugin: plugin.clone(),
+            client,
+        })
     }
-    Ok(client)
-}
 
-/// A typed call: transport and status errors come back as they are
-/// (`<Method>: <message>` for a non-200 reply); the reply is returned
-/// whatever its error field says. A call whose reply Docker never reads
-/// ([`Call::READS_REPLY`]) gives the default reply once the status is 200.
-pub(crate) async fn call<C: Call>(client: &Client, request: &C) -> Result<C::Reply, Error> {
-    Ok(client.request(request).await?)
-}
+    /// A typed call: transport and status errors come back as they are
+    /// (`<Method>: <message>` for a non-200 reply); the reply is returned
+    /// whatever its error field says. A call whose reply Docker never
+    /// reads ([`Call::READS_REPLY`], e.g. `MetricsCollector.StopMetrics`)
+    /// gives the default reply once the status is 200, its body unread.
+    pub(crate) async fn call<C: Call>(&self, request: &C) -> Result<C::Reply, Error> {
+        Ok(self.client.request(request).await?)
+    }
 
-/// A stream call (`LogDriver.ReadLogs`): the 200 reply's body, unread.
-pub(crate) async fn stream<S: StreamCall>(
-    client: &Client,
-    request: &S,
-) -> Result<ReplyBody, Error> {
-    Ok(client.stream_request(request).await?)
+    /// [`call`](Self::call), then a set error field turned into an error
+    /// in `style`.
+    pub(crate) async fn call_checked<C: Call>(
+        &self,
+        request: &C,
+        style: ErrStyle,
+    ) -> Result<C::Reply, Error>
+    where
+        C::Reply: ErrReply,
+    {
+        let reply = self.call(request).await?;
+        let Some(message) = reply.err() else {
+            return Ok(reply);
+        };
+        let (method, message) = (C::METHOD.to_owned(), message.to_owned());
+        Err(match style {
+            ErrStyle::Bare => ErrorKind::Plugin { method, message },
+            ErrStyle::Remote => ErrorKind::Remote { method, message },
+        }
+        .into())
+    }
+
+    /// A stream call (`LogDriver.ReadLogs`): the 200 reply's body, unread.
+    pub(crate) async fn stream<S: StreamCall>(&self, request: &S) -> Result<ReplyBody, Error> {
+        Ok(self.client.stream_request(request).await?)
+    }
 }
 
 /// How a subsystem reports a 200 reply whose error field is set.
@@ -63,27 +95,6 @@ pub(crate) enum ErrStyle {
     /// `remote: <message>`, as libnetwork's remote network and IPAM
     /// drivers do.
     Remote,
-}
-
-/// [`call`], then a set error field turned into an error in `style`.
-pub(crate) async fn call_checked<C: Call>(
-    client: &Client,
-    request: &C,
-    style: ErrStyle,
-) -> Result<C::Reply, Error>
-where
-    C::Reply: ErrReply,
-{
-    let reply = call(client, request).await?;
-    let Some(message) = reply.err() else {
-        return Ok(reply);
-    };
-    let (method, message) = (C::METHOD.to_owned(), message.to_owned());
-    Err(match style {
-        ErrStyle::Bare => ErrorKind::Plugin { method, message },
-        ErrStyle::Remote => ErrorKind::Remote { method, message },
-    }
-    .into())
 }
 
 /// Optional methods (libnetwork's `plugins.IsNotFound` checks): a plugin

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use plugin_client::Client;
 use plugin_proto::volume::{
     CapabilitiesRequest, Capability, CreateRequest, GetRequest, ListRequest, MountRequest,
     PathRequest, RemoveRequest, UnmountRequest, Volume,
@@ -14,7 +13,7 @@ use plugin_proto::{Call, ErrReply, kinds};
 
 use crate::Plugin;
 use crate::error::Error;
-use crate::proxy::{self, ErrStyle};
+use crate::proxy::{ErrStyle, Target};
 
 /// Typed `VolumeDriver.*` calls to one activated plugin.
 ///
@@ -24,31 +23,25 @@ use crate::proxy::{self, ErrStyle};
 /// with a non-empty `Err` is an error whose text is the plugin's message
 /// alone, as Docker's proxy reports it.
 #[derive(Clone, Debug)]
-pub struct VolumeDriver {
-    plugin: Arc<Plugin>,
-    client: Client,
-}
+pub struct VolumeDriver(Target);
 
 impl VolumeDriver {
     /// The proxy for an activated plugin that implements `VolumeDriver`
     /// (Docker's volume store gets its drivers by that kind).
     pub fn new(plugin: &Arc<Plugin>) -> Result<VolumeDriver, Error> {
-        Ok(VolumeDriver {
-            plugin: plugin.clone(),
-            client: proxy::client_of(plugin, kinds::VOLUME_DRIVER)?,
-        })
+        Target::new(plugin, kinds::VOLUME_DRIVER).map(VolumeDriver)
     }
 
     /// The plugin behind this proxy.
     pub fn plugin(&self) -> &Arc<Plugin> {
-        &self.plugin
+        &self.0.plugin
     }
 
     async fn call<C: Call>(&self, request: &C) -> Result<C::Reply, Error>
     where
         C::Reply: ErrReply,
     {
-        proxy::call_checked(&self.client, request, ErrStyle::Bare).await
+        self.0.call_checked(request, ErrStyle::Bare).await
     }
 
     /// `VolumeDriver.Create`; `opts: None` is sent as `"Opts":null`, as
