@@ -168,12 +168,15 @@ impl Error {
         }
     }
 
-    /// Docker's `IsNotFound`: the plugin answered 404.
+    /// Docker's `IsNotFound`: the plugin answered 404. Unlike Docker's,
+    /// it looks through the context a proxy adds (`error getting log
+    /// reader: …`).
     pub fn is_status_not_found(&self) -> bool {
         self.status_error().is_some_and(StatusError::is_not_found)
     }
 
-    /// A timeout: a per-call or client timeout, or a listing bound.
+    /// A timeout: a per-call or client timeout, a listing bound, or a log
+    /// plugin that did not open its FIFO in time.
     pub fn is_timeout(&self) -> bool {
         match self.root() {
             ErrorKind::Client(e) => e.is_timeout(),
