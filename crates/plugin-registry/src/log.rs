@@ -396,12 +396,10 @@ mod writer {
         pub async fn write(&mut self, entry: &LogEntry) -> Result<(), Error> {
             self.frame.clear();
             encode_frame(entry, &mut self.frame)?;
-            let fifo = self.fifo.as_mut().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::BrokenPipe, "the log writer is closed")
-            });
-            let result = match fifo {
-                Ok(fifo) => fifo.write_all(&self.frame).await,
-                Err(e) => Err(e),
+            // `fifo` is `None` only once `close` or `drop` has run.
+            let result = match self.fifo.as_mut() {
+                Some(fifo) => fifo.write_all(&self.frame).await,
+                None => Err(io::ErrorKind::BrokenPipe.into()),
             };
             result.map_err(|e| {
                 ErrorKind::LogFifo {
