@@ -252,7 +252,7 @@ async fn connect_activates_a_plugin_at_a_known_address_checklist_36() {
         p.tls_options().unwrap().insecure_skip_verify,
         "NewLocalPlugin's TLS default"
     );
-    let volumes = VolumeDriver::new(&p).list().await.unwrap();
+    let volumes = VolumeDriver::new(&p).unwrap().list().await.unwrap();
     assert_eq!(volumes.len(), 1);
     assert_eq!(volumes[0].name, "v");
     let paths: Vec<String> = fake.requests().iter().map(|r| r.path.clone()).collect();
@@ -768,7 +768,7 @@ async fn volume_proxy_calls_and_both_error_conventions() {
     let tree = PluginTree::new();
     let fake = volume_script().unix(tree.path("run/vol.sock")).await;
     let reg = registry(&tree);
-    let vol = VolumeDriver::new(&reg.get("vol", "VolumeDriver").await.unwrap());
+    let vol = VolumeDriver::new(&reg.get("vol", "VolumeDriver").await.unwrap()).unwrap();
 
     let opts = BTreeMap::from([("k".to_owned(), "a<b".to_owned())]);
     vol.create("v1", Some(opts)).await.unwrap();
@@ -1066,7 +1066,7 @@ async fn an_activated_plugin_nobody_calls_holds_no_connection() {
     let tree = PluginTree::new();
     let fake = volume_script().unix(tree.path("run/vol.sock")).await;
     let reg = registry(&tree);
-    let vol = VolumeDriver::new(&reg.get("vol", "VolumeDriver").await.unwrap());
+    let vol = VolumeDriver::new(&reg.get("vol", "VolumeDriver").await.unwrap()).unwrap();
     assert_eq!(fake.connections(), 1);
     vol.list().await.unwrap();
     vol.list().await.unwrap();

@@ -241,7 +241,7 @@ async fn volumes(ctx: &Ctx, out: &mut dyn Write, root: &Path) -> Outcome {
     let registry = Registry::new(ctx.local.clone(), Policy::default());
     let t = ctx.timeout;
     let plugin = within(t, registry.get("memvol", VOLUME_DRIVER)).await?;
-    let driver = VolumeDriver::new(&plugin);
+    let driver = VolumeDriver::new(&plugin).map_err(|e| e.to_string())?;
     let mut say = |line: String| writeln!(out, "  {line}").map_err(|e| e.to_string());
 
     let opts = BTreeMap::from([("size".to_owned(), "1g".to_owned())]);

@@ -6,10 +6,13 @@
 //! it, runs extension-point [`Handler`]s and lists plugins by kind. Every
 //! [`Plugin`] it hands out carries its client, ready to call
 //! ([`Plugin::client`]); [`Plugin::connect`] gives the same for a plugin at
-//! a known address, without discovery. [`Registry::subscribe`] reports
-//! what happens to plugins as [`Event`]s: activations, and evictions of
-//! plugins that died (the registry learns of those from the client's
-//! `on_connect_failure` hook) or that [`Registry::evict`] removed.
+//! a known address, without discovery. Typed proxies speak each subsystem
+//! as Docker's adapter does: [`VolumeDriver`], [`NetworkDriver`],
+//! [`IpamDriver`], [`LogDriver`] (with the engine's FIFO writer) and
+//! [`MetricsCollector`]. [`Registry::subscribe`] reports what happens to
+//! plugins as [`Event`]s: activations, and evictions of plugins that died
+//! (the registry learns of those from the client's `on_connect_failure`
+//! hook) or that [`Registry::evict`] removed.
 //!
 //! The three lower crates are re-exported as modules ([`client`],
 //! [`discovery`], [`proto`]), so an engine depends on this one crate only.
@@ -34,18 +37,25 @@
 //! # async fn demo() -> Result<(), plugin_registry::Error> {
 //! let registry = Registry::new(LocalRegistry::new(), Policy::default());
 //! let plugin = registry.get("memvol", kinds::VOLUME_DRIVER).await?;
-//! let volumes = plugin_registry::VolumeDriver::new(&plugin).list().await?;
+//! let volumes = plugin_registry::VolumeDriver::new(&plugin)?.list().await?;
 //! # let _ = volumes;
 //! # Ok(()) }
 //! ```
+
+#![forbid(unsafe_code)]
 
 mod error;
 mod event;
 mod getter;
 mod handler;
+mod ipam;
 mod listing;
+mod log;
+mod metrics;
+mod network;
 mod plugin;
 mod policy;
+mod proxy;
 mod registry;
 mod volume;
 mod watch;
@@ -56,7 +66,13 @@ pub use error::{Error, ErrorKind};
 pub use event::{Event, Eviction};
 pub use getter::{CompatPlugin, Getter, GetterError, Managed, ManagedStore};
 pub use handler::{Handler, HandlerFuture};
+pub use ipam::IpamDriver;
 pub use listing::{ListState, Listing};
+#[cfg(target_os = "linux")]
+pub use log::LogWriter;
+pub use log::{LogDriver, LogStream};
+pub use metrics::MetricsCollector;
+pub use network::NetworkDriver;
 pub use plugin::Plugin;
 pub use policy::{LookupWait, Policy};
 pub use registry::Registry;

@@ -57,7 +57,7 @@ impl Plugin {
     ///
     /// let plugin = Plugin::connect("memvol", "unix:///run/my-engine/memvol.sock").await?;
     /// assert!(plugin.implements("VolumeDriver"));
-    /// let volumes = VolumeDriver::new(&plugin).list().await?;
+    /// let volumes = VolumeDriver::new(&plugin)?.list().await?;
     /// # let _ = volumes;
     /// # Ok(()) }
     /// ```

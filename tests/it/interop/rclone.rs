@@ -32,7 +32,7 @@ async fn activate(registry: &Registry, name: &str) -> VolumeDriver {
     assert!(plugin.implements("VolumeDriver"));
     let manifest = plugin.manifest().expect("activated");
     assert_eq!(manifest.implements, ["VolumeDriver"]);
-    VolumeDriver::new(&plugin)
+    VolumeDriver::new(&plugin).unwrap()
 }
 
 /// The typed proxy through a volume's life on rclone: Capabilities, Create
