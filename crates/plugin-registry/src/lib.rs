@@ -29,6 +29,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod authz;
 mod error;
 mod getter;
 mod handler;
@@ -41,6 +42,7 @@ mod watch;
 
 use std::sync::{Arc, OnceLock};
 
+pub use authz::AuthzChain;
 pub use error::{Error, ErrorKind};
 pub use getter::{CompatPlugin, Getter, GetterError, Managed, ManagedStore};
 pub use handler::{Handler, HandlerFuture};

@@ -1,0 +1,460 @@
+//! The engine side of authorization plugins: Docker's `pkg/authorization`
+//! as an ordered chain that fails closed.
+//!
+//! An [`AuthzChain`] holds plugin names in order and resolves each through
+//! the [`Registry`] (`get(name, "authz")`) when it is asked. Before the
+//! engine handles a request, [`AuthzChain::authorize_request`] sends
+//! `AuthZPlugin.AuthZReq` to each plugin in turn; the first denial or
+//! failure stops the chain. After the handler,
+//! [`Authorized::authorize_response`] sends `AuthZPlugin.AuthZRes`, with the
+//! same request fields plus the response's, to each plugin in turn. Texts,
+//! ordering, the 4 MiB body limit, which bodies are shown (JSON only, never
+//! the `/auth` endpoint's) and how headers are flattened are Docker's.
+//!
+//! Where Docker lets a request through that the plugins did not see as it
+//! is, the chain refuses it (divergences in `docs/divergences.md`):
+//!
+//! - a body whose framing does not match it (a `Content-Length` of 0 with a
+//!   body, a shorter or longer one, two of them, a body without framing)
+//!   is refused before any plugin is asked (CVE-2024-41110);
+//! - a JSON body over the limit is refused (CVE-2026-34040), and one the
+//!   caller did not read is refused too (moby#41452);
+//! - a plugin that is missing, refuses connections, does not answer within
+//!   [`AuthzOptions::call_timeout`], answers a non-200 status, garbage, or a
+//!   reply with `Err` set, fails the exchange;
+//! - a plugin whose lookup failed is looked up again at the next request
+//!   (Docker remembers the first lookup error forever).
+//!
+//! With the `tower` feature, [`AuthzLayer`] puts the chain in front of any
+//! `tower` service over `http` (hyper, axum).
+//!
+//! **What it must never do:** let a request reach the handler, or a
+//! response reach the client, that every plugin did not approve as it is;
+//! show a plugin the `Authorization` or registry credential headers.
+
+mod error;
+mod rules;
+#[cfg(feature = "tower")]
+mod tower;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+use plugin_proto::authz::{AuthZReq, AuthZRes, PeerCertificate, Request, Response};
+use plugin_proto::retry::go_duration;
+use plugin_proto::{Call, kinds};
+
+use crate::Registry;
+
+pub use error::{AuthzError, AuthzErrorKind};
+pub use rules::{MAX_BODY_SIZE, flatten_headers, shows_body};
+#[cfg(feature = "tower")]
+pub use tower::{AuthzBody, AuthzLayer, AuthzService};
+
+/// The chain's limits and bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthzOptions {
+    /// The largest request body shown to the plugins; a larger one is
+    /// refused (Docker's `maxBodySize`, 4 MiB).
+    pub max_body_size: usize,
+    /// The largest response body shown to the plugins; a larger one is
+    /// refused (Docker buffers 64 KiB and streams the rest to the client
+    /// before any plugin has seen it). 16 MiB by default.
+    pub max_response_size: usize,
+    /// Bound on one plugin's answer, lookup included; `None` waits forever,
+    /// as Docker does. 60 s by default.
+    pub call_timeout: Option<Duration>,
+    /// Bound on reading a request body whole (the `tower` adapter); a
+    /// client announcing more bytes than it sends is refused when it
+    /// expires. 60 s by default.
+    pub body_timeout: Option<Duration>,
+}
+
+impl Default for AuthzOptions {
+    fn default() -> Self {
+        AuthzOptions {
+            max_body_size: MAX_BODY_SIZE,
+            max_response_size: 16 * 1024 * 1024,
+            call_timeout: Some(Duration::from_secs(60)),
+            body_timeout: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+impl AuthzOptions {
+    /// These options with another per-plugin call bound.
+    pub fn with_call_timeout(mut self, timeout: impl Into<Option<Duration>>) -> AuthzOptions {
+        self.call_timeout = timeout.into();
+        self
+    }
+
+    /// These options with other body limits (request, response).
+    pub fn with_limits(mut self, request: usize, response: usize) -> AuthzOptions {
+        self.max_body_size = request;
+        self.max_response_size = response;
+        self
+    }
+
+    /// These options with another bound on reading a request body.
+    pub fn with_body_timeout(mut self, timeout: impl Into<Option<Duration>>) -> AuthzOptions {
+        self.body_timeout = timeout.into();
+        self
+    }
+}
+
+/// Who is asking, as the engine's authentication found out. Put it in the
+/// request's extensions; without it the plugins see no user, as Docker's
+/// plugins do for a client without a TLS certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuthzIdentity {
+    /// `User` (Docker: the first peer certificate's common name).
+    pub user: String,
+    /// `UserAuthNMethod` (Docker: `TLS`).
+    pub authn_method: String,
+    /// `RequestPeerCertificates`: the client's TLS chain.
+    pub peer_certificates: Vec<PeerCertificate>,
+}
+
+impl AuthzIdentity {
+    /// A user authenticated by `method` (Docker uses `TLS`), with its
+    /// certificate chain.
+    pub fn new(
+        user: impl Into<String>,
+        method: impl Into<String>,
+        peer_certificates: Vec<PeerCertificate>,
+    ) -> AuthzIdentity {
+        AuthzIdentity {
+            user: user.into(),
+            authn_method: method.into(),
+            peer_certificates,
+        }
+    }
+}
+
+/// An ordered chain of authorization plugins (Docker's authorization
+/// `Middleware`). Cheap to clone: clones share the plugin list.
+///
+/// ```no_run
+/// use plugin_registry::authz::AuthzChain;
+/// use plugin_registry::{Policy, Registry, discovery::LocalRegistry};
+///
+/// # async fn demo(head: http::request::Parts, body: bytes::Bytes) -> Result<(), plugin_registry::authz::AuthzError> {
+/// let registry = Registry::new(LocalRegistry::new(), Policy::default());
+/// let chain = AuthzChain::new(registry, ["opa", "audit"]);
+/// let mut exchange = chain.authorize_request(&head, Some(&body)).await?;
+/// // ... run the handler ...
+/// exchange
+///     .authorize_response(http::StatusCode::OK, &http::HeaderMap::new(), Some(b"{}"))
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AuthzChain {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    options: AuthzOptions,
+    plugins: Mutex<Arc<[String]>>,
+}
+
+impl AuthzChain {
+    /// A chain of `names`, in order, resolved through `registry`, with the
+    /// default [`AuthzOptions`].
+    pub fn new<I, S>(registry: Registry, names: I) -> AuthzChain
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        AuthzChain::with_options(registry, names, AuthzOptions::default())
+    }
+
+    /// A chain with other limits and bounds.
+    pub fn with_options<I, S>(registry: Registry, names: I, options: AuthzOptions) -> AuthzChain
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        AuthzChain {
+            inner: Arc::new(Inner {
+                registry,
+                options,
+                plugins: Mutex::new(dedup(names)),
+            }),
+        }
+    }
+
+    /// The limits and bounds in force.
+    pub fn options(&self) -> &AuthzOptions {
+        &self.inner.options
+    }
+
+    /// The plugin names, in order.
+    pub fn plugins(&self) -> Vec<String> {
+        self.snapshot().to_vec()
+    }
+
+    /// Docker's `SetPlugins`: replaces the chain (duplicates dropped, first
+    /// kept). Exchanges in flight finish their request with the old list
+    /// and ask the new one about their response, as in Docker.
+    pub fn set_plugins<I, S>(&self, names: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        *self.lock() = dedup(names);
+    }
+
+    /// Docker's `RemovePlugin`: drops `name` from the chain.
+    pub fn remove_plugin(&self, name: &str) {
+        let mut plugins = self.lock();
+        let kept: Vec<String> = plugins.iter().filter(|p| *p != name).cloned().collect();
+        *plugins = kept.into();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Arc<[String]>> {
+        self.inner
+            .plugins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn snapshot(&self) -> Arc<[String]> {
+        self.lock().clone()
+    }
+
+    /// Whether the body of a request or response with these headers is
+    /// shown to the plugins (Docker's `sendBody`): a caller must then hand
+    /// the whole body to the chain.
+    pub fn shows_body(&self, request_uri: &str, headers: &HeaderMap) -> bool {
+        shows_body(request_uri, headers)
+    }
+
+    /// Docker's `AuthZRequest`: asks every plugin, in order, whether the
+    /// request may be handled. `body` is the whole body the handler will
+    /// read, or `None` when the caller streams it unread, which is allowed
+    /// only where the plugins are not shown it ([`shows_body`]).
+    ///
+    /// With no plugins in the chain, nothing is checked, as in Docker.
+    pub async fn authorize_request(
+        &self,
+        head: &http::request::Parts,
+        body: Option<&[u8]>,
+    ) -> Result<Authorized, AuthzError> {
+        let plugins = self.snapshot();
+        let request_uri = head.uri.to_string();
+        if plugins.is_empty() {
+            return Ok(Authorized {
+                chain: None,
+                request: Request::default(),
+            });
+        }
+        let result = self.check_request(&plugins, head, &request_uri, body).await;
+        if let Err(e) = &result {
+            tracing::error!(
+                "AuthZRequest for {} {request_uri} returned error: {e}",
+                head.method
+            );
+        }
+        result
+    }
+
+    async fn check_request(
+        &self,
+        plugins: &[String],
+        head: &http::request::Parts,
+        request_uri: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Authorized, AuthzError> {
+        rules::check_framing(head.version, &head.headers, body)?;
+        let shown = if shows_body(request_uri, &head.headers) {
+            let body = body.ok_or(AuthzErrorKind::BodyNotRead { what: "request" })?;
+            if body.len() > self.inner.options.max_body_size {
+                return Err(AuthzErrorKind::BodyTooLarge {
+                    limit: self.inner.options.max_body_size,
+                }
+                .into());
+            }
+            body.to_vec()
+        } else {
+            Vec::new()
+        };
+        let identity = head
+            .extensions
+            .get::<AuthzIdentity>()
+            .cloned()
+            .unwrap_or_default();
+        let mut message = AuthZReq(Request {
+            user: identity.user,
+            user_authn_method: identity.authn_method,
+            request_method: head.method.to_string(),
+            request_uri: request_uri.to_owned(),
+            request_body: shown,
+            request_headers: flatten_headers(&head.headers, true),
+            request_peer_certificates: identity.peer_certificates,
+            ..Request::default()
+        });
+        for name in plugins {
+            tracing::debug!("AuthZ request using plugin {name}");
+            self.ask(name, &message).await?;
+        }
+        Ok(Authorized {
+            chain: Some(self.clone()),
+            request: std::mem::take(&mut message.0),
+        })
+    }
+
+    /// The one place a plugin is called: resolve it (every time, so a
+    /// plugin that comes back is found), call it within the bound, read the
+    /// verdict.
+    async fn ask<C: Call<Reply = Response>>(
+        &self,
+        name: &str,
+        message: &C,
+    ) -> Result<(), AuthzError> {
+        let call = async {
+            let plugin = self
+                .inner
+                .registry
+                .get(name, kinds::AUTHZ)
+                .await
+                .map_err(|e| e.to_string())?;
+            let client = plugin
+                .client()
+                .ok_or_else(|| format!("plugin {name} is not activated"))?;
+            client.request(message).await.map_err(|e| e.to_string())
+        };
+        let reply = match self.inner.options.call_timeout {
+            Some(bound) => tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
+                Err(format!(
+                    "{}: no answer within {}",
+                    C::METHOD,
+                    go_duration(bound)
+                ))
+            }),
+            None => call.await,
+        };
+        let reply = reply.map_err(|e| AuthzError::plugin_failed(name, e))?;
+        if !reply.err.is_empty() {
+            return Err(AuthzError::plugin_failed(name, &reply.err));
+        }
+        if !reply.allow {
+            return Err(AuthzError::denied(name, &reply.msg));
+        }
+        Ok(())
+    }
+}
+
+fn dedup<I, S>(names: I) -> Arc<[String]>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        let name = name.into();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out.into()
+}
+
+/// A request every plugin allowed; ask them about its response with
+/// [`authorize_response`](Self::authorize_response).
+#[derive(Clone)]
+pub struct Authorized {
+    /// `None` when the chain was empty at request time: Docker then skips
+    /// the response check too.
+    chain: Option<AuthzChain>,
+    request: Request,
+}
+
+impl Authorized {
+    /// Whether the response will be put to the plugins (Docker skips it
+    /// when the chain is empty).
+    #[cfg_attr(not(feature = "tower"), allow(dead_code))]
+    fn checks_response(&self) -> bool {
+        self.chain
+            .as_ref()
+            .is_some_and(|c| !c.snapshot().is_empty())
+    }
+    /// What the plugins were shown (the `AuthZReq` body).
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// Docker's `AuthZResponse`: asks every plugin now in the chain, in
+    /// order, whether the response may be sent. `body` is the whole
+    /// response body, or `None` when it is streamed unread, allowed only
+    /// where the plugins are not shown it ([`shows_body`] on the response's
+    /// headers). The client must get nothing of the response unless this
+    /// returns `Ok`.
+    pub async fn authorize_response(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Result<(), AuthzError> {
+        let Some(chain) = self.chain.clone() else {
+            return Ok(());
+        };
+        let plugins = chain.snapshot();
+        if plugins.is_empty() {
+            tracing::debug!("There are no authz plugins in the chain");
+            return Ok(());
+        }
+        let result = self
+            .check_response(&chain, &plugins, status, headers, body)
+            .await;
+        if let Err(e) = &result {
+            tracing::error!(
+                "AuthZResponse for {} {} returned error: {e}",
+                self.request.request_method,
+                self.request.request_uri
+            );
+        }
+        result
+    }
+
+    async fn check_response(
+        &mut self,
+        chain: &AuthzChain,
+        plugins: &[String],
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Result<(), AuthzError> {
+        let mut request = std::mem::take(&mut self.request);
+        request.response_status_code = i64::from(status.as_u16());
+        request.response_headers = flatten_headers(headers, false);
+        request.response_body = Vec::new();
+        if shows_body(&request.request_uri, headers) {
+            let Some(body) = body else {
+                self.request = request;
+                return Err(AuthzErrorKind::BodyNotRead { what: "response" }.into());
+            };
+            let limit = chain.inner.options.max_response_size;
+            if body.len() > limit {
+                self.request = request;
+                return Err(AuthzErrorKind::ResponseTooLarge { limit }.into());
+            }
+            request.response_body = body.to_vec();
+        }
+        let message = AuthZRes(request);
+        let mut result = Ok(());
+        for name in plugins {
+            tracing::debug!("AuthZ response using plugin {name}");
+            result = chain.ask(name, &message).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        self.request = message.0;
+        result
+    }
+}
