@@ -349,6 +349,15 @@ impl AuthzChain {
     }
 }
 
+impl std::fmt::Debug for AuthzChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthzChain")
+            .field("plugins", &self.snapshot())
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
 fn dedup<I, S>(names: I) -> Arc<[String]>
 where
     I: IntoIterator<Item = S>,
@@ -366,7 +375,7 @@ where
 
 /// A request every plugin allowed; ask them about its response with
 /// [`authorize_response`](Self::authorize_response).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Authorized {
     /// `None` when the chain was empty at request time: Docker then skips
     /// the response check too.
