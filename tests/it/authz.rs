@@ -1108,3 +1108,65 @@ async fn the_layer_works_with_a_service_typed_for_its_body() {
         [(CREATE.to_owned(), Bytes::from_static(b"{}"))]
     );
 }
+
+#[tokio::test]
+async fn the_opt_in_forwards_oversized_bodies_unshown_and_tells_the_plugins() {
+    let rig = Rig::new();
+    let fake = allow_all(&rig).await;
+    let chain = AuthzChain::with_options(
+        rig.registry.clone(),
+        ["allow"],
+        small().forwarding_unshown_bodies(true),
+    );
+    let addr = rig.listen(&chain).await;
+
+    // A client cannot forge the marker.
+    let body = format!("\"{}\"", "x".repeat(1100));
+    let raw = format!(
+        "POST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nX-Authz-Body-Omitted: forged\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let answer = one(addr, raw.as_bytes()).await;
+    assert_eq!(answer.status, 201);
+    assert_eq!(
+        rig.engine.calls()[0].1,
+        body.as_bytes(),
+        "the handler gets every byte"
+    );
+    let shown = fake.requests()[1].json();
+    assert!(shown.get("RequestBody").is_none(), "{shown}");
+    assert_eq!(
+        shown["RequestHeaders"]["X-Authz-Body-Omitted"],
+        "request body larger than 1024 bytes"
+    );
+
+    // The same for a response over its limit: streamed after approval.
+    let answer = one(addr, &get("/v1.41/big")).await;
+    assert_eq!((answer.status, answer.body.len()), (200, 4098));
+    let res = fake
+        .requests()
+        .iter()
+        .filter(|r| r.route() == RES)
+        .last()
+        .unwrap()
+        .json();
+    assert!(res.get("ResponseBody").is_none(), "{res}");
+    assert_eq!(
+        res["ResponseHeaders"]["X-Authz-Body-Omitted"],
+        "response body larger than 2048 bytes"
+    );
+
+    // Framing that does not match the body is refused all the same.
+    let (head, ()) = http::Request::post(CREATE)
+        .header("content-type", "application/json")
+        .header("content-length", "0")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let err = chain
+        .authorize_request(&head, Some(b"{}"))
+        .await
+        .unwrap_err();
+    assert!(err.is_body_rule());
+    assert_eq!(fake.count(REQ), 2);
+}

@@ -70,6 +70,41 @@ pub struct AuthzOptions {
     /// client announcing more bytes than it sends is refused when it
     /// expires. 60 s by default.
     pub body_timeout: Option<Duration>,
+    /// The explicit opt-in to Docker's old leniency: a JSON body over the
+    /// limit (or one the caller did not read) is not refused but forwarded
+    /// without being shown, and the plugins are told so by an
+    /// [`BODY_OMITTED_HEADER`] entry in `RequestHeaders` (or
+    /// `ResponseHeaders`) saying why. A plugin that must see bodies denies
+    /// such requests. Off by default; framing that does not match the body
+    /// is refused either way.
+    pub forward_unshown_bodies: bool,
+}
+
+/// The header the plugins see, in `RequestHeaders` or `ResponseHeaders`,
+/// when [`AuthzOptions::forward_unshown_bodies`] let a JSON body through
+/// without showing it; its value says why (`request body larger than
+/// 4194304 bytes`). A client's own header of that name is never shown.
+pub const BODY_OMITTED_HEADER: &str = "X-Authz-Body-Omitted";
+
+/// How much of a JSON body the caller has.
+#[derive(Clone, Copy)]
+pub(crate) enum Seen<'a> {
+    /// All of it.
+    Whole(&'a [u8]),
+    /// More than the limit (only the opt-in forwards it).
+    TooLarge,
+    /// None: it streams unread.
+    Unread,
+}
+
+impl<'a> Seen<'a> {
+    fn from_option(body: Option<&'a [u8]>, limit: usize) -> Seen<'a> {
+        match body {
+            Some(b) if b.len() > limit => Seen::TooLarge,
+            Some(b) => Seen::Whole(b),
+            None => Seen::Unread,
+        }
+    }
 }
 
 impl Default for AuthzOptions {
@@ -79,6 +114,7 @@ impl Default for AuthzOptions {
             max_response_size: 16 * 1024 * 1024,
             call_timeout: Some(Duration::from_secs(60)),
             body_timeout: Some(Duration::from_secs(60)),
+            forward_unshown_bodies: false,
         }
     }
 }
@@ -94,6 +130,13 @@ impl AuthzOptions {
     pub fn with_limits(mut self, request: usize, response: usize) -> AuthzOptions {
         self.max_body_size = request;
         self.max_response_size = response;
+        self
+    }
+
+    /// These options with [`forward_unshown_bodies`](Self::forward_unshown_bodies)
+    /// set: oversized or unread JSON bodies are forwarded unshown, marked.
+    pub fn forwarding_unshown_bodies(mut self, yes: bool) -> AuthzOptions {
+        self.forward_unshown_bodies = yes;
         self
     }
 
@@ -245,15 +288,31 @@ impl AuthzChain {
         head: &http::request::Parts,
         body: Option<&[u8]>,
     ) -> Result<Authorized, AuthzError> {
+        let seen = Seen::from_option(body, self.inner.options.max_body_size);
+        self.authorize_seen(head, body, seen).await
+    }
+
+    /// [`authorize_request`](Self::authorize_request) with the caller's
+    /// knowledge of the body spelled out (the tower adapter holds only the
+    /// first bytes of an oversized one); `framed` is the whole body, when
+    /// there is one, to check against the headers.
+    pub(crate) async fn authorize_seen(
+        &self,
+        head: &http::request::Parts,
+        framed: Option<&[u8]>,
+        seen: Seen<'_>,
+    ) -> Result<Authorized, AuthzError> {
         let plugins = self.snapshot();
-        let request_uri = head.uri.to_string();
         if plugins.is_empty() {
             return Ok(Authorized {
                 chain: None,
                 request: Request::default(),
             });
         }
-        let result = self.check_request(&plugins, head, &request_uri, body).await;
+        let request_uri = head.uri.to_string();
+        let result = self
+            .check_request(&plugins, head, &request_uri, framed, seen)
+            .await;
         if let Err(e) = &result {
             tracing::error!(
                 "AuthZRequest for {} {request_uri} returned error: {e}",
@@ -268,18 +327,36 @@ impl AuthzChain {
         plugins: &[String],
         head: &http::request::Parts,
         request_uri: &str,
-        body: Option<&[u8]>,
+        framed: Option<&[u8]>,
+        seen: Seen<'_>,
     ) -> Result<Authorized, AuthzError> {
-        rules::check_framing(head.version, &head.headers, body)?;
+        rules::check_framing(head.version, &head.headers, framed)?;
+        let mut headers = flatten_headers(&head.headers, true);
+        headers.remove(BODY_OMITTED_HEADER);
         let shown = if shows_body(request_uri, &head.headers) {
-            let body = body.ok_or(AuthzErrorKind::BodyNotRead { what: "request" })?;
-            if body.len() > self.inner.options.max_body_size {
-                return Err(AuthzErrorKind::BodyTooLarge {
-                    limit: self.inner.options.max_body_size,
+            let limit = self.inner.options.max_body_size;
+            let forward = self.inner.options.forward_unshown_bodies;
+            match seen {
+                Seen::Whole(body) => body.to_vec(),
+                Seen::TooLarge if forward => {
+                    headers.insert(
+                        BODY_OMITTED_HEADER.to_owned(),
+                        format!("request body larger than {limit} bytes"),
+                    );
+                    Vec::new()
                 }
-                .into());
+                Seen::Unread if forward => {
+                    headers.insert(
+                        BODY_OMITTED_HEADER.to_owned(),
+                        "request body not read".to_owned(),
+                    );
+                    Vec::new()
+                }
+                Seen::TooLarge => return Err(AuthzErrorKind::BodyTooLarge { limit }.into()),
+                Seen::Unread => {
+                    return Err(AuthzErrorKind::BodyNotRead { what: "request" }.into());
+                }
             }
-            body.to_vec()
         } else {
             Vec::new()
         };
@@ -294,7 +371,7 @@ impl AuthzChain {
             request_method: head.method.to_string(),
             request_uri: request_uri.to_owned(),
             request_body: shown,
-            request_headers: flatten_headers(&head.headers, true),
+            request_headers: headers,
             request_peer_certificates: identity.peer_certificates,
             ..Request::default()
         });
@@ -409,6 +486,20 @@ impl Authorized {
         headers: &HeaderMap,
         body: Option<&[u8]>,
     ) -> Result<(), AuthzError> {
+        let limit = match &self.chain {
+            Some(chain) => chain.inner.options.max_response_size,
+            None => return Ok(()),
+        };
+        self.authorize_response_seen(status, headers, Seen::from_option(body, limit))
+            .await
+    }
+
+    pub(crate) async fn authorize_response_seen(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        seen: Seen<'_>,
+    ) -> Result<(), AuthzError> {
         let Some(chain) = self.chain.clone() else {
             return Ok(());
         };
@@ -418,7 +509,7 @@ impl Authorized {
             return Ok(());
         }
         let result = self
-            .check_response(&chain, &plugins, status, headers, body)
+            .check_response(&chain, &plugins, status, headers, seen)
             .await;
         if let Err(e) = &result {
             tracing::error!(
@@ -436,24 +527,36 @@ impl Authorized {
         plugins: &[String],
         status: StatusCode,
         headers: &HeaderMap,
-        body: Option<&[u8]>,
+        seen: Seen<'_>,
     ) -> Result<(), AuthzError> {
+        let mut response_headers = flatten_headers(headers, false);
+        response_headers.remove(BODY_OMITTED_HEADER);
+        let mut response_body = Vec::new();
+        if shows_body(&self.request.request_uri, headers) {
+            let limit = chain.inner.options.max_response_size;
+            let forward = chain.inner.options.forward_unshown_bodies;
+            let omitted = match seen {
+                Seen::Whole(body) => {
+                    response_body = body.to_vec();
+                    None
+                }
+                Seen::TooLarge if forward => {
+                    Some(format!("response body larger than {limit} bytes"))
+                }
+                Seen::Unread if forward => Some("response body not read".to_owned()),
+                Seen::TooLarge => return Err(AuthzErrorKind::ResponseTooLarge { limit }.into()),
+                Seen::Unread => {
+                    return Err(AuthzErrorKind::BodyNotRead { what: "response" }.into());
+                }
+            };
+            if let Some(why) = omitted {
+                response_headers.insert(BODY_OMITTED_HEADER.to_owned(), why);
+            }
+        }
         let mut request = std::mem::take(&mut self.request);
         request.response_status_code = i64::from(status.as_u16());
-        request.response_headers = flatten_headers(headers, false);
-        request.response_body = Vec::new();
-        if shows_body(&request.request_uri, headers) {
-            let Some(body) = body else {
-                self.request = request;
-                return Err(AuthzErrorKind::BodyNotRead { what: "response" }.into());
-            };
-            let limit = chain.inner.options.max_response_size;
-            if body.len() > limit {
-                self.request = request;
-                return Err(AuthzErrorKind::ResponseTooLarge { limit }.into());
-            }
-            request.response_body = body.to_vec();
-        }
+        request.response_headers = response_headers;
+        request.response_body = response_body;
         let message = AuthZRes(request);
         let mut result = Ok(());
         for name in plugins {

@@ -25,7 +25,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use plugin_proto::retry::go_duration;
 
-use super::{AuthzChain, AuthzError, AuthzErrorKind, rules};
+use super::{AuthzChain, AuthzError, AuthzErrorKind, Seen, rules};
 
 /// Puts an [`AuthzChain`] in front of a service.
 ///
@@ -70,27 +70,31 @@ pub struct AuthzService<S> {
     chain: AuthzChain,
 }
 
-/// A body that was read whole (and shown to the plugins) or streams
-/// through unread.
+/// A body that was read whole (and shown to the plugins), streams through
+/// unread, or both: the first bytes of an oversized body that
+/// [`AuthzOptions::forward_unshown_bodies`](super::AuthzOptions) let
+/// through, then the rest.
 pub struct AuthzBody<B> {
-    kind: Kind<B>,
-}
-
-enum Kind<B> {
-    Whole(Option<Bytes>),
-    Stream(Pin<Box<B>>),
+    read: Option<Bytes>,
+    rest: Option<Pin<Box<B>>>,
 }
 
 impl<B> AuthzBody<B> {
     fn whole(bytes: Bytes) -> AuthzBody<B> {
         AuthzBody {
-            kind: Kind::Whole((!bytes.is_empty()).then_some(bytes)),
+            read: (!bytes.is_empty()).then_some(bytes),
+            rest: None,
         }
     }
 
     fn stream(body: B) -> AuthzBody<B> {
+        AuthzBody::resume(Bytes::new(), Box::pin(body))
+    }
+
+    fn resume(read: Bytes, rest: Pin<Box<B>>) -> AuthzBody<B> {
         AuthzBody {
-            kind: Kind::Stream(Box::pin(body)),
+            read: (!read.is_empty()).then_some(read),
+            rest: Some(rest),
         }
     }
 }
@@ -103,26 +107,32 @@ impl<B: Body<Data = Bytes>> Body for AuthzBody<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match &mut self.get_mut().kind {
-            Kind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Stream(body) => body.as_mut().poll_frame(cx),
+        let this = self.get_mut();
+        if let Some(bytes) = this.read.take() {
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        }
+        match &mut this.rest {
+            Some(rest) => rest.as_mut().poll_frame(cx),
+            None => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Whole(bytes) => bytes.is_none(),
-            Kind::Stream(body) => body.is_end_stream(),
-        }
+        self.read.is_none() && self.rest.as_ref().is_none_or(|r| r.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Whole(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
-            Kind::Stream(body) => body.size_hint(),
+        let read = self.read.as_ref().map_or(0, |b| b.len() as u64);
+        let rest = self
+            .rest
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |r| r.size_hint());
+        let mut hint = SizeHint::new();
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(read));
         }
+        hint.set_lower(rest.lower().saturating_add(read));
+        hint
     }
 }
 
@@ -174,27 +184,36 @@ where
         return Ok(response.map(AuthzBody::stream));
     }
     let (head, body) = request.into_parts();
+    let mut body = Box::pin(body);
     let uri = head.uri.to_string();
-    let (authorized, body) = if chain.shows_body(&uri, &head.headers) {
-        let bytes = match read_request_body(&chain, &head, body).await {
-            Ok(bytes) => bytes,
+    let authorized = if chain.shows_body(&uri, &head.headers) {
+        match read_request_body(&chain, &head, &mut body).await {
+            Ok(Read::Whole(bytes)) => {
+                let authorized = chain
+                    .authorize_seen(&head, Some(&bytes), Seen::Whole(&bytes))
+                    .await;
+                authorized.map(|a| (a, AuthzBody::whole(bytes)))
+            }
+            Ok(Read::TooLarge(prefix)) => {
+                let authorized = chain.authorize_seen(&head, None, Seen::TooLarge).await;
+                authorized.map(|a| (a, AuthzBody::resume(prefix, body)))
+            }
             Err(e) => {
                 tracing::error!("AuthZRequest for {} {uri} returned error: {e}", head.method);
-                return Ok(error_response(&e));
+                Err(e)
             }
-        };
-        let authorized = chain.authorize_request(&head, Some(&bytes)).await;
-        (authorized, AuthzBody::whole(bytes))
+        }
     } else {
-        let declared = body.size_hint().exact();
-        let authorized = match declared_mismatch(&head.headers, declared) {
+        match declared_mismatch(&head.headers, body.size_hint().exact()) {
             Some(e) => Err(e),
-            None => chain.authorize_request(&head, None).await,
-        };
-        (authorized, AuthzBody::stream(body))
+            None => chain
+                .authorize_seen(&head, None, Seen::Unread)
+                .await
+                .map(|a| (a, AuthzBody::resume(Bytes::new(), body))),
+        }
     };
-    let mut authorized = match authorized {
-        Ok(a) => a,
+    let (mut authorized, body) = match authorized {
+        Ok(pair) => pair,
         Err(e) => return Ok(error_response(&e)),
     };
     let response = inner.call(http::Request::from_parts(head, body)).await?;
@@ -202,37 +221,35 @@ where
         return Ok(response.map(AuthzBody::stream));
     }
     let (parts, body) = response.into_parts();
-    let body = if chain.shows_body(&uri, &parts.headers) {
+    let mut body = Box::pin(body);
+    let shown = chain.shows_body(&uri, &parts.headers);
+    let (whole, body) = if shown {
         let limit = chain.options().max_response_size;
-        let bytes = match read_bounded(body, limit, None).await {
-            Ok(bytes) => bytes,
-            Err(ReadError::TooLarge) => {
-                return Ok(error_response(
-                    &AuthzErrorKind::ResponseTooLarge { limit }.into(),
-                ));
+        match read_bounded(&mut body, limit, None).await {
+            Ok(Read::Whole(bytes)) => (Some(bytes.clone()), AuthzBody::whole(bytes)),
+            Ok(Read::TooLarge(prefix)) => (None, AuthzBody::resume(prefix, body)),
+            Err(e) => {
+                let reason = match e {
+                    ReadError::Body(e) | ReadError::Timeout(e) => e,
+                };
+                let e = AuthzErrorKind::ResponseUnreadable { reason }.into();
+                return Ok(error_response(&e));
             }
-            Err(ReadError::Body(e)) | Err(ReadError::Timeout(e)) => {
-                return Ok(error_response(
-                    &AuthzErrorKind::ResponseUnreadable { reason: e }.into(),
-                ));
-            }
-        };
-        if let Err(e) = authorized
-            .authorize_response(parts.status, &parts.headers, Some(&bytes))
-            .await
-        {
-            return Ok(error_response(&e));
         }
-        AuthzBody::whole(bytes)
     } else {
-        if let Err(e) = authorized
-            .authorize_response(parts.status, &parts.headers, None)
-            .await
-        {
-            return Ok(error_response(&e));
-        }
-        AuthzBody::stream(body)
+        (None, AuthzBody::resume(Bytes::new(), body))
     };
+    let seen = match &whole {
+        Some(bytes) => Seen::Whole(bytes),
+        None if shown => Seen::TooLarge,
+        None => Seen::Unread,
+    };
+    if let Err(e) = authorized
+        .authorize_response_seen(parts.status, &parts.headers, seen)
+        .await
+    {
+        return Ok(error_response(&e));
+    }
     Ok(http::Response::from_parts(parts, body))
 }
 
@@ -248,11 +265,24 @@ fn declared_mismatch(headers: &http::HeaderMap, exact: Option<u64>) -> Option<Au
     })
 }
 
+/// What reading a body up to the limit gave.
+enum Read {
+    /// The whole body.
+    Whole(Bytes),
+    /// More than the limit: the bytes read so far (the rest is unread).
+    TooLarge(Bytes),
+}
+
+enum ReadError {
+    Body(String),
+    Timeout(String),
+}
+
 async fn read_request_body<B>(
     chain: &AuthzChain,
     head: &http::request::Parts,
-    body: B,
-) -> Result<Bytes, AuthzError>
+    body: &mut Pin<Box<B>>,
+) -> Result<Read, AuthzError>
 where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,
@@ -261,47 +291,44 @@ where
     if let Some(e) = declared_mismatch(&head.headers, body.size_hint().exact()) {
         return Err(e);
     }
-    let limit = chain.options().max_body_size;
-    let too_large = || AuthzError::from(AuthzErrorKind::BodyTooLarge { limit });
-    // A declared length over the limit is refused without reading a byte.
+    let options = chain.options();
+    let limit = options.max_body_size;
+    // A declared length over the limit is judged from the head alone.
     if body.size_hint().lower() > limit as u64 {
-        return Err(too_large());
+        return Ok(Read::TooLarge(Bytes::new()));
     }
-    match read_bounded(body, limit, chain.options().body_timeout).await {
-        Ok(bytes) => Ok(bytes),
-        Err(ReadError::TooLarge) => Err(too_large()),
-        Err(ReadError::Body(e)) => Err(AuthzError::framing(format!(
-            "the request body could not be read whole: {e}"
-        ))),
-        Err(ReadError::Timeout(e)) => Err(AuthzError::framing(e)),
-    }
+    let read = read_bounded(body, limit, options.body_timeout).await;
+    read.map_err(|e| match e {
+        ReadError::Body(e) => {
+            AuthzError::framing(format!("the request body could not be read whole: {e}"))
+        }
+        ReadError::Timeout(e) => AuthzError::framing(e),
+    })
 }
 
-enum ReadError {
-    TooLarge,
-    Body(String),
-    Timeout(String),
-}
-
-/// Reads a body whole, up to `limit` bytes (trailers are dropped).
-async fn read_bounded<B>(body: B, limit: usize, bound: Option<Duration>) -> Result<Bytes, ReadError>
+/// Reads a body up to `limit` bytes (trailers are dropped), leaving the
+/// rest of an oversized one unread in `body`.
+async fn read_bounded<B>(
+    body: &mut Pin<Box<B>>,
+    limit: usize,
+    bound: Option<Duration>,
+) -> Result<Read, ReadError>
 where
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,
 {
     let read = async {
-        let mut body = std::pin::pin!(body);
         let mut buf = BytesMut::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ReadError::Body(e.to_string()))?;
             if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > limit {
-                    return Err(ReadError::TooLarge);
-                }
                 buf.extend_from_slice(&data);
+                if buf.len() > limit {
+                    return Ok(Read::TooLarge(buf.freeze()));
+                }
             }
         }
-        Ok(buf.freeze())
+        Ok(Read::Whole(buf.freeze()))
     };
     match bound {
         Some(bound) => tokio::time::timeout(bound, read).await.unwrap_or_else(|_| {
