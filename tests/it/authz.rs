@@ -576,8 +576,7 @@ async fn a_non_json_body_is_not_shown_and_the_request_is_still_allowed() {
     let res = fake
         .requests()
         .iter()
-        .filter(|r| r.route() == RES)
-        .last()
+        .rfind(|r| r.route() == RES)
         .unwrap()
         .json();
     assert_eq!(res["ResponseStatusCode"], 200);
@@ -1146,8 +1145,7 @@ async fn the_opt_in_forwards_oversized_bodies_unshown_and_tells_the_plugins() {
     let res = fake
         .requests()
         .iter()
-        .filter(|r| r.route() == RES)
-        .last()
+        .rfind(|r| r.route() == RES)
         .unwrap()
         .json();
     assert!(res.get("ResponseBody").is_none(), "{res}");

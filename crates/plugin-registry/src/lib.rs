@@ -14,6 +14,10 @@
 //! evicted, and handlers run exactly once per plugin. [`Policy::docker`]
 //! restores Docker's schedules for engines that depend on them.
 //!
+//! [`authz`] is Docker's `pkg/authorization`: an ordered [`AuthzChain`] of
+//! authorization plugins that fails closed, with a `tower` layer behind the
+//! `tower` feature.
+//!
 //! **What it must never do:** touch sockets or TLS itself (that is
 //! `plugin-client`'s job), hold a lock across an await, or let one plugin's
 //! failure block a call about another.
