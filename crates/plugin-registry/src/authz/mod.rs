@@ -48,7 +48,8 @@ use plugin_proto::{Call, kinds};
 use crate::Registry;
 
 pub use error::{AuthzError, AuthzErrorKind};
-pub use rules::{MAX_BODY_SIZE, flatten_headers, shows_body};
+use rules::flatten_headers;
+pub use rules::{MAX_BODY_SIZE, shows_body};
 #[cfg(feature = "tower")]
 pub use tower::{AuthzBody, AuthzLayer, AuthzService};
 
@@ -270,13 +271,6 @@ impl AuthzChain {
         self.lock().clone()
     }
 
-    /// Whether the body of a request or response with these headers is
-    /// shown to the plugins (Docker's `sendBody`): a caller must then hand
-    /// the whole body to the chain.
-    pub fn shows_body(&self, request_uri: &str, headers: &HeaderMap) -> bool {
-        shows_body(request_uri, headers)
-    }
-
     /// Docker's `AuthZRequest`: asks every plugin, in order, whether the
     /// request may be handled. `body` is the whole body the handler will
     /// read, or `None` when the caller streams it unread, which is allowed
@@ -333,33 +327,21 @@ impl AuthzChain {
         rules::check_framing(head.version, &head.headers, framed)?;
         let mut headers = flatten_headers(&head.headers, true);
         headers.remove(BODY_OMITTED_HEADER);
-        let shown = if shows_body(request_uri, &head.headers) {
-            let limit = self.inner.options.max_body_size;
-            let forward = self.inner.options.forward_unshown_bodies;
-            match seen {
-                Seen::Whole(body) => body.to_vec(),
-                Seen::TooLarge if forward => {
-                    headers.insert(
-                        BODY_OMITTED_HEADER.to_owned(),
-                        format!("request body larger than {limit} bytes"),
-                    );
-                    Vec::new()
-                }
-                Seen::Unread if forward => {
-                    headers.insert(
-                        BODY_OMITTED_HEADER.to_owned(),
-                        "request body not read".to_owned(),
-                    );
-                    Vec::new()
-                }
-                Seen::TooLarge => return Err(AuthzErrorKind::BodyTooLarge { limit }.into()),
-                Seen::Unread => {
-                    return Err(AuthzErrorKind::BodyNotRead { what: "request" }.into());
-                }
+        let mut shown = Vec::new();
+        if shows_body(request_uri, &head.headers) {
+            let options = &self.inner.options;
+            let omitted;
+            (shown, omitted) = shown_body(
+                seen,
+                "request",
+                options.max_body_size,
+                options.forward_unshown_bodies,
+                |limit| AuthzErrorKind::BodyTooLarge { limit },
+            )?;
+            if let Some(why) = omitted {
+                headers.insert(BODY_OMITTED_HEADER.to_owned(), why);
             }
-        } else {
-            Vec::new()
-        };
+        }
         let identity = head
             .extensions
             .get::<AuthzIdentity>()
@@ -432,6 +414,27 @@ impl std::fmt::Debug for AuthzChain {
             .field("plugins", &self.snapshot())
             .field("options", &self.inner.options)
             .finish_non_exhaustive()
+    }
+}
+
+/// What the plugins are shown of a JSON body: all of it, or, with the
+/// opt-in, nothing and why (the text of [`BODY_OMITTED_HEADER`]).
+fn shown_body(
+    seen: Seen<'_>,
+    what: &'static str,
+    limit: usize,
+    forward: bool,
+    too_large: fn(usize) -> AuthzErrorKind,
+) -> Result<(Vec<u8>, Option<String>), AuthzError> {
+    match seen {
+        Seen::Whole(body) => Ok((body.to_vec(), None)),
+        Seen::TooLarge if forward => Ok((
+            Vec::new(),
+            Some(format!("{what} body larger than {limit} bytes")),
+        )),
+        Seen::Unread if forward => Ok((Vec::new(), Some(format!("{what} body not read")))),
+        Seen::TooLarge => Err(too_large(limit).into()),
+        Seen::Unread => Err(AuthzErrorKind::BodyNotRead { what }.into()),
     }
 }
 
@@ -533,22 +536,15 @@ impl Authorized {
         response_headers.remove(BODY_OMITTED_HEADER);
         let mut response_body = Vec::new();
         if shows_body(&self.request.request_uri, headers) {
-            let limit = chain.inner.options.max_response_size;
-            let forward = chain.inner.options.forward_unshown_bodies;
-            let omitted = match seen {
-                Seen::Whole(body) => {
-                    response_body = body.to_vec();
-                    None
-                }
-                Seen::TooLarge if forward => {
-                    Some(format!("response body larger than {limit} bytes"))
-                }
-                Seen::Unread if forward => Some("response body not read".to_owned()),
-                Seen::TooLarge => return Err(AuthzErrorKind::ResponseTooLarge { limit }.into()),
-                Seen::Unread => {
-                    return Err(AuthzErrorKind::BodyNotRead { what: "response" }.into());
-                }
-            };
+            let options = &chain.inner.options;
+            let omitted;
+            (response_body, omitted) = shown_body(
+                seen,
+                "response",
+                options.max_response_size,
+                options.forward_unshown_bodies,
+                |limit| AuthzErrorKind::ResponseTooLarge { limit },
+            )?;
             if let Some(why) = omitted {
                 response_headers.insert(BODY_OMITTED_HEADER.to_owned(), why);
             }

@@ -206,7 +206,7 @@ fn media_param(s: &str) -> Option<(String, &str)> {
 /// server spells them (`Content-Type`), credentials left out. Go's server
 /// moves `Host` out of the header map and drops `Transfer-Encoding`, so
 /// neither is shown.
-pub fn flatten_headers(headers: &HeaderMap, request: bool) -> BTreeMap<String, String> {
+pub(crate) fn flatten_headers(headers: &HeaderMap, request: bool) -> BTreeMap<String, String> {
     let mut flat = BTreeMap::new();
     for (name, value) in headers {
         let name = canonical_header_key(name.as_str());
@@ -241,6 +241,23 @@ fn canonical_header_key(name: &str) -> String {
         .collect()
 }
 
+/// The one `Content-Length` (`1*DIGIT`), if any.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, AuthzError> {
+    let lengths: Vec<_> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
+    match lengths.as_slice() {
+        [] => Ok(None),
+        [one] => std::str::from_utf8(one.as_bytes())
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| AuthzError::framing("Content-Length is not a number")),
+        _ => Err(AuthzError::framing(
+            "more than one Content-Length header is set",
+        )),
+    }
+}
+
 /// The framing rule (beyond Docker): the body the caller hands over must be
 /// the one its headers announce, or the plugins would judge one body while
 /// the handler reads another (CVE-2024-41110).
@@ -249,28 +266,13 @@ pub(crate) fn check_framing(
     headers: &HeaderMap,
     body: Option<&[u8]>,
 ) -> Result<(), AuthzError> {
-    let lengths: Vec<_> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
     let chunked = headers.contains_key(header::TRANSFER_ENCODING);
-    if chunked && !lengths.is_empty() {
+    let declared = declared_length(headers)?;
+    if chunked && declared.is_some() {
         return Err(AuthzError::framing(
             "both Transfer-Encoding and Content-Length are set",
         ));
     }
-    let declared = match lengths.as_slice() {
-        [] => None,
-        [one] => Some(
-            std::str::from_utf8(one.as_bytes())
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| AuthzError::framing("Content-Length is not a number"))?,
-        ),
-        _ => {
-            return Err(AuthzError::framing(
-                "more than one Content-Length header is set",
-            ));
-        }
-    };
     let Some(body) = body else {
         return Ok(());
     };

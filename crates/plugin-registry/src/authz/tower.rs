@@ -25,7 +25,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use plugin_proto::retry::go_duration;
 
-use super::{AuthzChain, AuthzError, AuthzErrorKind, Seen, rules};
+use super::{AuthzChain, AuthzError, AuthzErrorKind, Seen, rules, shows_body};
 
 /// Puts an [`AuthzChain`] in front of a service.
 ///
@@ -186,7 +186,7 @@ where
     let (head, body) = request.into_parts();
     let mut body = Box::pin(body);
     let uri = head.uri.to_string();
-    let authorized = if chain.shows_body(&uri, &head.headers) {
+    let authorized = if shows_body(&uri, &head.headers) {
         match read_request_body(&chain, &head, &mut body).await {
             Ok(Read::Whole(bytes)) => {
                 let authorized = chain
@@ -205,7 +205,10 @@ where
         }
     } else {
         match declared_mismatch(&head.headers, body.size_hint().exact()) {
-            Some(e) => Err(e),
+            Some(e) => {
+                tracing::error!("AuthZRequest for {} {uri} returned error: {e}", head.method);
+                Err(e)
+            }
             None => chain
                 .authorize_seen(&head, None, Seen::Unread)
                 .await
@@ -222,7 +225,7 @@ where
     }
     let (parts, body) = response.into_parts();
     let mut body = Box::pin(body);
-    let shown = chain.shows_body(&uri, &parts.headers);
+    let shown = shows_body(&uri, &parts.headers);
     let (whole, body) = if shown {
         let limit = chain.options().max_response_size;
         match read_bounded(&mut body, limit, None).await {
@@ -255,14 +258,13 @@ where
 
 /// A body whose exact size is known must match its `Content-Length`.
 fn declared_mismatch(headers: &http::HeaderMap, exact: Option<u64>) -> Option<AuthzError> {
-    let exact = exact?;
-    let declared = headers.get(header::CONTENT_LENGTH)?;
-    (declared.as_bytes() != exact.to_string().as_bytes()).then(|| {
-        AuthzError::framing(format!(
-            "Content-Length says {} bytes but the body has {exact}",
-            String::from_utf8_lossy(declared.as_bytes())
-        ))
-    })
+    match (rules::declared_length(headers), exact) {
+        (Err(e), _) => Some(e),
+        (Ok(Some(declared)), Some(exact)) if declared != exact => Some(AuthzError::framing(
+            format!("Content-Length says {declared} bytes but the body has {exact}"),
+        )),
+        _ => None,
+    }
 }
 
 /// What reading a body up to the limit gave.
