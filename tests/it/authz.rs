@@ -357,6 +357,26 @@ fn post(path: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A JSON POST to `path`: the head with `extra` header lines (each ending
+/// in CRLF), then `body` as is, whatever the headers say.
+fn json_post(path: &str, extra: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n{extra}\r\n{body}"
+    )
+    .into_bytes()
+}
+
+/// A chunked JSON POST with these chunks, then `Connection: close`.
+fn chunked_post(path: &str, extra: &str, chunks: &[&str]) -> Vec<u8> {
+    let mut body: String = chunks
+        .iter()
+        .map(|c| format!("{:x}\r\n{c}\r\n", c.len()))
+        .collect();
+    body.push_str("0\r\n\r\n");
+    let extra = format!("{extra}Transfer-Encoding: chunked\r\nConnection: close\r\n");
+    json_post(path, &extra, &body)
+}
+
 fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").into_bytes()
 }
@@ -511,10 +531,7 @@ async fn two_plugins_are_asked_in_order_and_the_first_denial_stops_the_chain() {
 
 #[tokio::test]
 async fn a_response_the_plugins_deny_never_reaches_the_client() {
-    let mut rig = Rig::new();
-    let policing = Policing::default();
-    rig.serve("policy", policing.clone());
-    let addr = rig.listen(&rig.chain(&["policy"])).await;
+    let (rig, policing, addr) = policed().await;
 
     let answer = one(addr, &get("/v1.41/secret")).await;
     answer.assert_docker_error(
@@ -614,6 +631,32 @@ async fn set_plugins_and_remove_plugin_change_the_chain_at_runtime() {
 // Body rules: refused before any plugin is asked (beyond Docker)
 // ---------------------------------------------------------------------------
 
+/// A rig whose chain is one plugin-server plugin, `policy`.
+async fn policed() -> (Rig, Policing, SocketAddr) {
+    let mut rig = Rig::new();
+    let policing = Policing::default();
+    rig.serve("policy", policing.clone());
+    let addr = rig.listen(&rig.chain(&["policy"])).await;
+    (rig, policing, addr)
+}
+
+/// Refused with Docker's error answer before `fake` was asked, and the
+/// engine never ran.
+fn assert_refused_unasked(
+    answer: &Answer,
+    status: u16,
+    message: &str,
+    rig: &Rig,
+    fake: &FakePlugin,
+) {
+    answer.assert_docker_error(status, message);
+    assert_eq!(fake.count(REQ), 0, "a plugin was asked");
+    assert!(
+        rig.engine.calls().is_empty(),
+        "the handler ran on a refused request"
+    );
+}
+
 /// A plugin that allows everything, to prove it is never even asked.
 async fn allow_all(rig: &Rig) -> FakePlugin {
     rig.fake("allow", Reply::json(200, ALLOW), Reply::json(200, ALLOW))
@@ -628,42 +671,43 @@ async fn an_oversized_json_body_is_denied_before_any_plugin_is_asked() {
 
     let body = format!("\"{}\"", "x".repeat(1100));
     let answer = one(addr, &post(CREATE, &body)).await;
-    answer.assert_docker_error(
+    assert_refused_unasked(
+        &answer,
         500,
         "request body too large for authorization plugin: size exceeds 1024 bytes",
+        &rig,
+        &fake,
     );
-    assert_eq!(fake.count(REQ), 0);
-    assert!(rig.engine.calls().is_empty());
 
     // Docker's own limit (4 MiB) by default; a declared length over it is
     // refused from the head alone.
     let default = AuthzChain::new(rig.registry.clone(), ["allow"]);
     let addr = rig.listen(&default).await;
-    let raw = format!(
-        "POST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{{",
-        4 * 1024 * 1024 + 1
+    let raw = json_post(
+        CREATE,
+        &format!(
+            "Connection: close\r\nContent-Length: {}\r\n",
+            4 * 1024 * 1024 + 1
+        ),
+        "{",
     );
-    let answers = exchange(addr, raw.as_bytes(), true).await;
-    answers[0].assert_docker_error(
+    let answers = exchange(addr, &raw, true).await;
+    assert_refused_unasked(
+        &answers[0],
         500,
         "request body too large for authorization plugin: size exceeds 4194304 bytes",
+        &rig,
+        &fake,
     );
-    assert_eq!(fake.count(REQ), 0);
-    assert!(rig.engine.calls().is_empty());
 }
 
 #[tokio::test]
 async fn a_chunked_json_body_within_the_limit_is_shown_whole() {
     // moby#41452: chunked bodies reached Docker's plugins empty.
-    let mut rig = Rig::new();
-    let policing = Policing::default();
-    rig.serve("policy", policing.clone());
-    let addr = rig.listen(&rig.chain(&["policy"])).await;
+    let (rig, policing, addr) = policed().await;
 
-    let raw = format!(
-        "POST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{{\"Ima\r\n4\r\nge\":\r\n8\r\n\"busybox\r\n2\r\n\"}}\r\n0\r\n\r\n"
-    );
-    let answer = one(addr, raw.as_bytes()).await;
+    let raw = chunked_post(CREATE, "", &["{\"Ima", "ge\":", "\"busybox", "\"}"]);
+    let answer = one(addr, &raw).await;
     assert_eq!(answer.status, 201);
     let whole = br#"{"Image":"busybox"}"#;
     assert_eq!(policing.seen()[0].1.request_body, whole);
@@ -676,10 +720,8 @@ async fn a_chunked_json_body_within_the_limit_is_shown_whole() {
     assert_eq!(rig.engine.calls()[0].1, &whole[..]);
 
     // The same smuggling an evil image in a chunk is seen, and denied.
-    let raw = format!(
-        "POST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n9\r\n{{\"Image\":\r\n6\r\n\"evil\"\r\n1\r\n}}\r\n0\r\n\r\n"
-    );
-    one(addr, raw.as_bytes())
+    let raw = chunked_post(CREATE, "", &["{\"Image\":", "\"evil\"", "}"]);
+    one(addr, &raw)
         .await
         .assert_docker_error(403, "authorization denied by plugin policy: no evil images");
     assert_eq!(rig.engine.calls().len(), 1);
@@ -692,16 +734,15 @@ async fn a_chunked_json_body_past_the_limit_is_denied_before_any_plugin_is_asked
     let addr = rig.listen(&rig.chain(&["allow"])).await;
 
     let chunk = "y".repeat(600);
-    let raw = format!(
-        "POST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n258\r\n{chunk}\r\n258\r\n{chunk}\r\n0\r\n\r\n"
-    );
-    let answers = exchange(addr, raw.as_bytes(), false).await;
-    answers[0].assert_docker_error(
+    let raw = chunked_post(CREATE, "", &[&chunk, &chunk]);
+    let answers = exchange(addr, &raw, false).await;
+    assert_refused_unasked(
+        &answers[0],
         500,
         "request body too large for authorization plugin: size exceeds 1024 bytes",
+        &rig,
+        &fake,
     );
-    assert_eq!(fake.count(REQ), 0);
-    assert!(rig.engine.calls().is_empty());
 }
 
 #[tokio::test]
@@ -710,17 +751,19 @@ async fn content_length_zero_with_a_body_never_lets_the_unseen_body_reach_the_ha
     // zero-length request a request of their own: the handler gets the
     // empty body the plugin saw, and a smuggled request is authorized on
     // its own, here denied.
-    let mut rig = Rig::new();
-    let policing = Policing::default();
-    rig.serve("policy", policing.clone());
-    let addr = rig.listen(&rig.chain(&["policy"])).await;
+    let (rig, policing, addr) = policed().await;
 
     let smuggled = r#"{"Image":"evil"}"#;
-    let raw = format!(
-        "POST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\nPOST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{smuggled}",
-        smuggled.len()
+    let second = json_post(
+        CREATE,
+        &format!(
+            "Connection: close\r\nContent-Length: {}\r\n",
+            smuggled.len()
+        ),
+        smuggled,
     );
-    let answers = exchange(addr, raw.as_bytes(), false).await;
+    let raw = [json_post(CREATE, "Content-Length: 0\r\n", ""), second].concat();
+    let answers = exchange(addr, &raw, false).await;
     assert_eq!(answers.len(), 2, "{answers:?}");
     assert_eq!(answers[0].status, 201);
     answers[1].assert_docker_error(403, "authorization denied by plugin policy: no evil images");
@@ -731,10 +774,8 @@ async fn content_length_zero_with_a_body_never_lets_the_unseen_body_reach_the_ha
 
     // Garbage after the zero-length body is no request at all: hyper
     // answers 400 and the handler sees only what the plugin saw.
-    let raw = format!(
-        "POST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: 0\r\n\r\n{smuggled}"
-    );
-    let answers = exchange(addr, raw.as_bytes(), true).await;
+    let raw = json_post(CREATE, "Content-Length: 0\r\n", smuggled);
+    let answers = exchange(addr, &raw, true).await;
     assert_eq!(
         answers.iter().map(|a| a.status).collect::<Vec<_>>(),
         [201, 400]
@@ -744,15 +785,10 @@ async fn content_length_zero_with_a_body_never_lets_the_unseen_body_reach_the_ha
 
 #[tokio::test]
 async fn a_content_length_shorter_than_the_body_shows_the_handler_only_what_the_plugin_saw() {
-    let mut rig = Rig::new();
-    let policing = Policing::default();
-    rig.serve("policy", policing.clone());
-    let addr = rig.listen(&rig.chain(&["policy"])).await;
+    let (rig, policing, addr) = policed().await;
 
-    let raw = format!(
-        "POST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{{\"Image\":\"evil\"}}"
-    );
-    let answers = exchange(addr, raw.as_bytes(), true).await;
+    let raw = json_post(CREATE, "Content-Length: 10\r\n", r#"{"Image":"evil"}"#);
+    let answers = exchange(addr, &raw, true).await;
     assert_eq!(answers[0].status, 201);
     assert_eq!(policing.seen()[0].1.request_body, br#"{"Image":""#);
     assert_eq!(
@@ -772,11 +808,13 @@ async fn a_content_length_longer_than_the_body_is_denied_before_any_plugin_is_as
     let addr = rig.listen(&rig.chain(&["allow"])).await;
 
     // The client announces 100 bytes, sends 16 and waits.
-    let raw = format!(
-        "POST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: 100\r\n\r\n{{\"Image\":\"evil\"}}"
+    let raw = json_post(
+        CREATE,
+        "Connection: close\r\nContent-Length: 100\r\n",
+        r#"{"Image":"evil"}"#,
     );
     let started = Instant::now();
-    let answers = exchange(addr, raw.as_bytes(), false).await;
+    let answers = exchange(addr, &raw, false).await;
     answers[0].assert_docker_error(
         400,
         "request refused before authorization: the request body was not received whole within 200ms",
@@ -786,7 +824,7 @@ async fn a_content_length_longer_than_the_body_is_denied_before_any_plugin_is_as
     assert!(rig.engine.calls().is_empty());
 
     // A client that gives up half-way: the body cannot be read whole.
-    let answers = exchange(addr, raw.as_bytes(), true).await;
+    let answers = exchange(addr, &raw, true).await;
     if let Some(a) = answers.first() {
         assert_eq!(a.status, 400, "{a:?}");
         assert!(
@@ -910,6 +948,24 @@ async fn assert_failed(rig: &Rig, chain: &AuthzChain, message: &str) {
     );
 }
 
+/// Asks `chain` directly about a bodyless GET; it must fail with a plugin
+/// failure of `name`. Returns the text after Docker's prefix.
+async fn plugin_failure(chain: &AuthzChain, name: &str) -> String {
+    let (head, ()) = http::Request::get("/v1.41/info")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let err = chain.authorize_request(&head, None).await.unwrap_err();
+    assert!(err.is_plugin_failure() && !err.is_denied(), "{err}");
+    assert_eq!(err.plugin(), Some(name));
+    assert_eq!(err.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+    let prefix = format!("plugin {name} failed with error: ");
+    let text = err.to_string();
+    assert!(text.starts_with(&prefix), "{text}");
+    assert_eq!(err.message(), Some(&text[prefix.len()..]));
+    text[prefix.len()..].to_owned()
+}
+
 #[tokio::test]
 async fn a_missing_plugin_denies() {
     let rig = Rig::new();
@@ -926,21 +982,8 @@ async fn a_dead_plugin_denies() {
     let rig = Rig::new();
     rig.tree.stale_socket("run/dead.sock");
     let chain = rig.chain(&["dead"]);
-    let (head, ()) = http::Request::get("/v1.41/info")
-        .body(())
-        .unwrap()
-        .into_parts();
-    let err = chain.authorize_request(&head, None).await.unwrap_err();
-    assert!(
-        err.is_plugin_failure() && err.plugin() == Some("dead"),
-        "{err}"
-    );
-    assert!(
-        err.to_string()
-            .starts_with("plugin dead failed with error: "),
-        "{err}"
-    );
-    assert_eq!(err.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+    let text = plugin_failure(&chain, "dead").await;
+    assert!(text.contains("connection refused"), "{text}");
     let addr = rig.listen(&chain).await;
     let answer = one(addr, &post(CREATE, "{}")).await;
     assert_eq!(answer.status, 500);
@@ -978,18 +1021,15 @@ async fn a_plugin_answering_html_denies() {
         )
         .await;
     let chain = rig.chain(&["html"]);
-    let (head, ()) = http::Request::get("/v1.41/info")
-        .body(())
-        .unwrap()
-        .into_parts();
-    let err = chain.authorize_request(&head, None).await.unwrap_err();
-    assert!(err.is_plugin_failure(), "{err}");
-    assert!(
-        err.to_string()
-            .starts_with("plugin html failed with error: "),
-        "{err}"
-    );
-    assert_failed(&rig, &chain, &err.to_string()).await;
+    let text = plugin_failure(&chain, "html").await;
+    // serde_json's words for Go's `invalid character '<' …` (D22).
+    assert!(text.contains("expected value at line 1 column 1"), "{text}");
+    assert_failed(
+        &rig,
+        &chain,
+        &format!("plugin html failed with error: {text}"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1024,18 +1064,18 @@ async fn a_plugin_answering_allow_as_a_string_denies() {
         .fake("yes", Reply::json(200, r#"{"Allow":"yes"}"#), Reply::ok())
         .await;
     let chain = rig.chain(&["yes"]);
-    let (head, ()) = http::Request::get("/v1.41/info")
-        .body(())
-        .unwrap()
-        .into_parts();
-    let err = chain.authorize_request(&head, None).await.unwrap_err();
-    assert!(err.is_plugin_failure(), "{err}");
+    let text = plugin_failure(&chain, "yes").await;
+    // serde_json's words for Go's `json: cannot unmarshal string …` (D22).
     assert!(
-        err.to_string()
-            .starts_with("plugin yes failed with error: "),
-        "{err}"
+        text.contains("invalid type: string \"yes\", expected a boolean"),
+        "{text}"
     );
-    assert_failed(&rig, &chain, &err.to_string()).await;
+    assert_failed(
+        &rig,
+        &chain,
+        &format!("plugin yes failed with error: {text}"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1121,11 +1161,8 @@ async fn the_opt_in_forwards_oversized_bodies_unshown_and_tells_the_plugins() {
 
     // A client cannot forge the marker.
     let body = format!("\"{}\"", "x".repeat(1100));
-    let raw = format!(
-        "POST {CREATE} HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nX-Authz-Body-Omitted: forged\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
-        body.len()
-    );
-    let answer = one(addr, raw.as_bytes()).await;
+    let raw = chunked_post(CREATE, "X-Authz-Body-Omitted: forged\r\n", &[&body]);
+    let answer = one(addr, &raw).await;
     assert_eq!(answer.status, 201);
     assert_eq!(
         rig.engine.calls()[0].1,
