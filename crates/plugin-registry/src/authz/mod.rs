@@ -37,6 +37,7 @@ mod rules;
 #[cfg(feature = "tower")]
 mod tower;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -330,17 +331,13 @@ impl AuthzChain {
         let mut shown = Vec::new();
         if shows_body(request_uri, &head.headers) {
             let options = &self.inner.options;
-            let omitted;
-            (shown, omitted) = shown_body(
+            shown = shown_body(
                 seen,
-                "request",
+                Side::Request,
                 options.max_body_size,
-                options.forward_unshown_bodies,
-                |limit| AuthzErrorKind::BodyTooLarge { limit },
+                options,
+                &mut headers,
             )?;
-            if let Some(why) = omitted {
-                headers.insert(BODY_OMITTED_HEADER.to_owned(), why);
-            }
         }
         let identity = head
             .extensions
@@ -417,25 +414,40 @@ impl std::fmt::Debug for AuthzChain {
     }
 }
 
+#[derive(Clone, Copy)]
+enum Side {
+    Request,
+    Response,
+}
+
 /// What the plugins are shown of a JSON body: all of it, or, with the
-/// opt-in, nothing and why (the text of [`BODY_OMITTED_HEADER`]).
+/// opt-in, nothing, and [`BODY_OMITTED_HEADER`] in `headers` says why.
 fn shown_body(
     seen: Seen<'_>,
-    what: &'static str,
+    side: Side,
     limit: usize,
-    forward: bool,
-    too_large: fn(usize) -> AuthzErrorKind,
-) -> Result<(Vec<u8>, Option<String>), AuthzError> {
-    match seen {
-        Seen::Whole(body) => Ok((body.to_vec(), None)),
-        Seen::TooLarge if forward => Ok((
-            Vec::new(),
-            Some(format!("{what} body larger than {limit} bytes")),
-        )),
-        Seen::Unread if forward => Ok((Vec::new(), Some(format!("{what} body not read")))),
-        Seen::TooLarge => Err(too_large(limit).into()),
-        Seen::Unread => Err(AuthzErrorKind::BodyNotRead { what }.into()),
-    }
+    options: &AuthzOptions,
+    headers: &mut BTreeMap<String, String>,
+) -> Result<Vec<u8>, AuthzError> {
+    let what = match side {
+        Side::Request => "request",
+        Side::Response => "response",
+    };
+    let omitted = match seen {
+        Seen::Whole(body) => return Ok(body.to_vec()),
+        _ if !options.forward_unshown_bodies => {
+            return Err(match (seen, side) {
+                (Seen::Unread, _) => AuthzErrorKind::BodyNotRead { what },
+                (_, Side::Request) => AuthzErrorKind::BodyTooLarge { limit },
+                (_, Side::Response) => AuthzErrorKind::ResponseTooLarge { limit },
+            }
+            .into());
+        }
+        Seen::TooLarge => format!("{what} body larger than {limit} bytes"),
+        Seen::Unread => format!("{what} body not read"),
+    };
+    headers.insert(BODY_OMITTED_HEADER.to_owned(), omitted);
+    Ok(Vec::new())
 }
 
 fn dedup<I, S>(names: I) -> Arc<[String]>
@@ -537,17 +549,9 @@ impl Authorized {
         let mut response_body = Vec::new();
         if shows_body(&self.request.request_uri, headers) {
             let options = &chain.inner.options;
-            let omitted;
-            (response_body, omitted) = shown_body(
-                seen,
-                "response",
-                options.max_response_size,
-                options.forward_unshown_bodies,
-                |limit| AuthzErrorKind::ResponseTooLarge { limit },
-            )?;
-            if let Some(why) = omitted {
-                response_headers.insert(BODY_OMITTED_HEADER.to_owned(), why);
-            }
+            let limit = options.max_response_size;
+            response_body =
+                shown_body(seen, Side::Response, limit, options, &mut response_headers)?;
         }
         let mut request = std::mem::take(&mut self.request);
         request.response_status_code = i64::from(status.as_u16());
