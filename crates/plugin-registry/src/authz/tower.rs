@@ -354,3 +354,61 @@ fn error_response<RB>(error: &AuthzError) -> http::Response<AuthzBody<RB>> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt as _;
+    use http_body_util::Full;
+
+    use super::*;
+
+    fn frames<B: Body<Data = Bytes> + Unpin>(mut body: B) -> Vec<Bytes>
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().now_or_never().flatten() {
+            out.push(frame.unwrap().into_data().unwrap());
+        }
+        assert!(body.is_end_stream());
+        out
+    }
+
+    #[test]
+    fn bodies_give_what_was_read_then_the_rest_with_exact_sizes() {
+        // the inner service and the client get every byte, once, in order
+        let whole = AuthzBody::<Full<Bytes>>::whole(Bytes::from_static(b"{}"));
+        assert_eq!(whole.size_hint().exact(), Some(2));
+        assert_eq!(frames(whole), [Bytes::from_static(b"{}")]);
+        let empty = AuthzBody::<Full<Bytes>>::whole(Bytes::new());
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
+
+        let rest = Full::new(Bytes::from_static(b"world"));
+        let resumed = AuthzBody::resume(Bytes::from_static(b"hello "), Box::pin(rest));
+        assert_eq!(resumed.size_hint().exact(), Some(11));
+        assert!(!resumed.is_end_stream());
+        assert_eq!(frames(resumed), [&b"hello "[..], &b"world"[..]]);
+
+        let streamed = AuthzBody::stream(Full::new(Bytes::from_static(b"tar")));
+        assert_eq!(streamed.size_hint().exact(), Some(3));
+        assert_eq!(frames(streamed), [&b"tar"[..]]);
+    }
+
+    #[test]
+    fn a_declared_length_must_match_an_exact_body() {
+        // beyond Docker: the framing rule, for bodies not framed by hyper
+        let mut headers = http::HeaderMap::new();
+        assert!(declared_mismatch(&headers, Some(3)).is_none());
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("003"));
+        assert!(declared_mismatch(&headers, Some(3)).is_none());
+        assert!(declared_mismatch(&headers, None).is_none());
+        let err = declared_mismatch(&headers, Some(4)).unwrap();
+        assert_eq!(
+            err.to_string(),
+            "request refused before authorization: Content-Length says 3 bytes but the body has 4"
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("+3"));
+        assert!(declared_mismatch(&headers, Some(3)).is_some());
+    }
+}
