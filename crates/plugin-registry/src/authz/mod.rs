@@ -25,6 +25,10 @@
 //! - a plugin whose lookup failed is looked up again at the next request
 //!   (Docker remembers the first lookup error forever).
 //!
+//! As in Docker, only JSON bodies are shown: an engine's handler that reads
+//! JSON must refuse a body of another `Content-Type` (Docker's
+//! `CheckForJSON`), or the plugins never see what it reads.
+//!
 //! With the `tower` feature, [`AuthzLayer`] puts the chain in front of any
 //! `tower` service over `http` (hyper, axum).
 //!
@@ -304,7 +308,7 @@ impl AuthzChain {
                 request: Request::default(),
             });
         }
-        let request_uri = head.uri.to_string();
+        let request_uri = rules::request_uri(head);
         let result = self
             .check_request(&plugins, head, &request_uri, framed, seen)
             .await;

@@ -38,6 +38,19 @@ pub fn shows_body(request_uri: &str, headers: &HeaderMap) -> bool {
     media_type(&content_type).as_deref() == Some("application/json")
 }
 
+/// Go's `Request.RequestURI`: the request-target as the client sent it
+/// (`/v1.41/info?x=1`, or an absolute form), the path and query alone over
+/// HTTP/2.
+pub(crate) fn request_uri(head: &http::request::Parts) -> String {
+    if head.version >= Version::HTTP_2 {
+        head.uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), ToString::to_string)
+    } else {
+        head.uri.to_string()
+    }
+}
+
 /// Go's `url.Parse(uri).Path`, as far as `sendBody` needs it: the path,
 /// percent-decoded; `None` where Go fails to parse (control characters,
 /// a bad `%` escape).
@@ -371,6 +384,31 @@ mod tests {
             "http://docker/v1.41/info",
         ] {
             assert!(shows_body(uri, &json), "{uri:?}");
+        }
+    }
+
+    #[test]
+    fn request_uris_are_gos() {
+        // Docker's RequestUri is r.RequestURI
+        let head = |uri: &str, version| {
+            let (mut head, ()) = http::Request::get(uri).body(()).unwrap().into_parts();
+            head.version = version;
+            head
+        };
+        for (uri, version, expected) in [
+            ("/v1.41/info?x=1", Version::HTTP_11, "/v1.41/info?x=1"),
+            (
+                "http://docker/v1.41/info",
+                Version::HTTP_11,
+                "http://docker/v1.41/info",
+            ),
+            (
+                "https://docker/v1.41/info?a",
+                Version::HTTP_2,
+                "/v1.41/info?a",
+            ),
+        ] {
+            assert_eq!(request_uri(&head(uri, version)), expected);
         }
     }
 

@@ -185,7 +185,7 @@ where
     }
     let (head, body) = request.into_parts();
     let mut body = Box::pin(body);
-    let uri = head.uri.to_string();
+    let uri = rules::request_uri(&head);
     let authorized = if shows_body(&uri, &head.headers) {
         match read_request_body(&chain, &head, &mut body).await {
             Ok(Read::Whole(bytes)) => {
