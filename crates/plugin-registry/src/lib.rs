@@ -27,6 +27,10 @@
 //! evicted, and handlers run exactly once per plugin. [`Policy::docker`]
 //! restores Docker's schedules for engines that depend on them.
 //!
+//! [`authz`] is Docker's `pkg/authorization`: an ordered [`AuthzChain`] of
+//! authorization plugins that fails closed, with a `tower` layer behind the
+//! `tower` feature.
+//!
 //! **What it must never do:** touch sockets or TLS itself (that is
 //! `plugin-client`'s job), hold a lock across an await, or let one plugin's
 //! failure block a call about another.
@@ -44,6 +48,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authz;
 mod error;
 mod event;
 mod getter;
@@ -62,6 +67,7 @@ mod watch;
 
 use std::sync::{Arc, OnceLock};
 
+pub use authz::AuthzChain;
 pub use error::{Error, ErrorKind};
 pub use event::{Event, Eviction};
 pub use getter::{CompatPlugin, Getter, GetterError, Managed, ManagedStore};
