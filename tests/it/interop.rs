@@ -21,9 +21,12 @@
 // Test code: panicking on unexpected errors is the point.
 #![allow(clippy::unwrap_used)]
 
+mod dockerd_authz;
 mod dockerd_memvol;
+mod dockerd_network;
 mod harness;
 mod memvol;
 mod rclone;
+mod served;
 mod stale;
 mod wire;

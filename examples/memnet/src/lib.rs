@@ -11,8 +11,8 @@
 //! find it).
 //!
 //! Errors follow the plugin convention (a [`PluginError`] becomes
-//! `500 {"Err": …}`, which the docker CLI shows as `remote: …` or the
-//! bare message): a network or endpoint created twice, deleting or using
+//! `500 {"Err": …}`, which the docker CLI shows as
+//! `Error response from daemon: NetworkDriver.CreateNetwork: …`): a network or endpoint created twice, deleting or using
 //! one that does not exist, deleting a network that still has endpoints,
 //! and a network created with the driver option `memnet.fail=<message>`
 //! (a switch for tests of the error path).
