@@ -11,11 +11,11 @@
 //! find it).
 //!
 //! Errors follow the plugin convention (a [`PluginError`] becomes
-//! `500 {"Err": …}`, which the docker CLI shows as
-//! `Error response from daemon: NetworkDriver.CreateNetwork: …`): a network or endpoint created twice, deleting or using
-//! one that does not exist, deleting a network that still has endpoints,
-//! and a network created with the driver option `memnet.fail=<message>`
-//! (a switch for tests of the error path).
+//! `500 {"Err": …}`, which the docker CLI shows as `Error response from
+//! daemon: NetworkDriver.CreateNetwork: …`): a network or endpoint created
+//! twice, deleting or using one that does not exist, deleting a network
+//! that still has endpoints, and a network created with the driver option
+//! `memnet.fail=<message>` (a switch for tests of the error path).
 //!
 //! [`cli`] is the command line the `memnet` binary runs.
 //!
