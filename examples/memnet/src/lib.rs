@@ -344,4 +344,116 @@ mod tests {
         assert_eq!(gateway_of(&data), "10.9.0.1");
         assert_eq!(gateway_of(&[]), "");
     }
+
+    #[tokio::test]
+    async fn a_network_and_its_endpoints_live_in_memory() {
+        let m = MemNet::new();
+        let options = serde_json::json!({GENERIC_OPTIONS: {"mtu": "1400"}});
+        m.create_network(CreateNetworkRequest {
+            network_id: "n1".into(),
+            options: serde_json::from_value(options).unwrap(),
+            ipv4_data: Some(vec![IpamData {
+                address_space: "local".into(),
+                pool: Some("10.9.0.0/24".into()),
+                gateway: Some("10.9.0.1/24".into()),
+                ..IpamData::default()
+            }]),
+            ..CreateNetworkRequest::default()
+        })
+        .await
+        .unwrap();
+        let twice = m
+            .create_network(CreateNetworkRequest {
+                network_id: "n1".into(),
+                ..CreateNetworkRequest::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(twice.message(), "network n1 exists");
+
+        // Given an interface, memnet answers none; given none, a MAC.
+        let given = EndpointInterface {
+            address: "10.9.0.2/24".into(),
+            ..EndpointInterface::default()
+        };
+        let ep = |id: &str, interface| CreateEndpointRequest {
+            network_id: "n1".into(),
+            endpoint_id: id.into(),
+            interface,
+            ..CreateEndpointRequest::default()
+        };
+        let r = m.create_endpoint(ep("e1", Some(given))).await.unwrap();
+        assert_eq!(r.interface, None);
+        let r = m.create_endpoint(ep("abcdef0123", None)).await.unwrap();
+        assert_eq!(r.interface.unwrap().mac_address, "02:ab:cd:ef:01:23");
+        let e = m.create_endpoint(ep("e1", None)).await.unwrap_err();
+        assert_eq!(e.message(), "endpoint e1 exists");
+
+        let join = m
+            .join(JoinRequest {
+                network_id: "n1".into(),
+                endpoint_id: "e1".into(),
+                sandbox_key: "/var/run/docker/netns/x".into(),
+                ..JoinRequest::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(join.gateway, "10.9.0.1");
+        let names = join.interface_name.unwrap();
+        assert_eq!(
+            (names.src_name.as_str(), names.dst_prefix.as_str()),
+            ("mne1", "eth")
+        );
+        let ids = |e: &str| EndpointOperInfoRequest {
+            network_id: "n1".into(),
+            endpoint_id: e.into(),
+        };
+        let info = m.endpoint_oper_info(ids("e1")).await.unwrap();
+        assert_eq!(info.value["memnet.address"], "10.9.0.2/24");
+        assert_eq!(info.value["memnet.sandbox"], "/var/run/docker/netns/x");
+        m.leave(LeaveRequest {
+            network_id: "n1".into(),
+            endpoint_id: "e1".into(),
+        })
+        .await
+        .unwrap();
+        let info = m.endpoint_oper_info(ids("e1")).await.unwrap();
+        assert_eq!(info.value["memnet.sandbox"], "");
+
+        let del_net = || DeleteNetworkRequest {
+            network_id: "n1".into(),
+        };
+        let busy = m.delete_network(del_net()).await.unwrap_err();
+        assert_eq!(busy.message(), "network n1 has active endpoints");
+        for e in ["e1", "abcdef0123"] {
+            m.delete_endpoint(DeleteEndpointRequest {
+                network_id: "n1".into(),
+                endpoint_id: e.into(),
+            })
+            .await
+            .unwrap();
+        }
+        let gone = m.endpoint_oper_info(ids("e1")).await.unwrap_err();
+        assert_eq!(gone.message(), "no such endpoint: e1");
+        m.delete_network(del_net()).await.unwrap();
+        assert!(m.networks().is_empty());
+        let gone = m.delete_network(del_net()).await.unwrap_err();
+        assert_eq!(gone.message(), "no such network: n1");
+    }
+
+    #[tokio::test]
+    async fn the_fail_option_refuses_a_network() {
+        let m = MemNet::new();
+        let options = serde_json::json!({GENERIC_OPTIONS: {FAIL_OPTION: "boom"}});
+        let e = m
+            .create_network(CreateNetworkRequest {
+                network_id: "n1".into(),
+                options: serde_json::from_value(options).unwrap(),
+                ..CreateNetworkRequest::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.message(), "boom");
+        assert!(m.networks().is_empty());
+    }
 }
