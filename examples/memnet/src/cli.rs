@@ -1,10 +1,9 @@
-//! The `memnet` command line: where to listen, then serve until SIGINT or
-//! SIGTERM, removing the socket on the way out.
-
-use std::path::PathBuf;
+//! The `memnet` command line: the plugin's name and where to listen (the
+//! kit's [`ListenConfig`]), then serve until SIGINT or SIGTERM, removing
+//! the socket or spec file on the way out.
 
 use clap::Parser;
-use plugin_server::{Listener, Server};
+use plugin_server::{ListenConfig, Server};
 
 use crate::MemNet;
 
@@ -16,18 +15,17 @@ pub struct Args {
     #[arg(long, default_value = "memnet")]
     pub name: String,
 
-    /// The unix socket to listen on [default: /run/docker/plugins/NAME.sock].
-    #[arg(long)]
-    pub socket: Option<PathBuf>,
+    /// Where to listen.
+    #[command(flatten)]
+    pub listen: ListenConfig,
 }
 
 /// Runs memnet until a signal arrives. Must be called inside a tokio
 /// runtime.
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let listener = match &args.socket {
-        Some(path) => Listener::unix(path)?,
-        None => Listener::plugin_socket(&args.name)?,
-    };
-    Server::new(MemNet::new().plugin()?).serve(listener).await?;
+    let bound = args.listen.bind(&args.name)?;
+    Server::new(MemNet::new().plugin()?)
+        .serve_bound(bound)
+        .await?;
     Ok(())
 }

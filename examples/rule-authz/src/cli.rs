@@ -1,10 +1,9 @@
-//! The `rule-authz` command line: the policy and where to listen, then
-//! serve until SIGINT or SIGTERM, removing the socket on the way out.
-
-use std::path::PathBuf;
+//! The `rule-authz` command line: the plugin's name, the policy and where
+//! to listen (the kit's [`ListenConfig`]), then serve until SIGINT or
+//! SIGTERM, removing the socket or spec file on the way out.
 
 use clap::Parser;
-use plugin_server::{Listener, Server};
+use plugin_server::{ListenConfig, Server};
 
 use crate::{Policy, Rule, RuleAuthz};
 
@@ -25,9 +24,9 @@ pub struct Args {
     #[arg(long)]
     pub read_only: bool,
 
-    /// The unix socket to listen on [default: /run/docker/plugins/NAME.sock].
-    #[arg(long)]
-    pub socket: Option<PathBuf>,
+    /// Where to listen.
+    #[command(flatten)]
+    pub listen: ListenConfig,
 }
 
 impl Args {
@@ -44,11 +43,39 @@ impl Args {
 /// Runs rule-authz until a signal arrives. Must be called inside a tokio
 /// runtime.
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let listener = match &args.socket {
-        Some(path) => Listener::unix(path)?,
-        None => Listener::plugin_socket(&args.name)?,
-    };
+    let bound = args.listen.bind(&args.name)?;
     let plugin = RuleAuthz::new(args.policy()).plugin()?;
-    Server::new(plugin).serve(listener).await?;
+    Server::new(plugin).serve_bound(bound).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_and_mode_come_from_the_command_line() {
+        let args = Args::try_parse_from([
+            "rule-authz",
+            "--rule",
+            "allow POST /volumes/create",
+            "--rule",
+            "deny DELETE /volumes/* volumes are kept",
+            "--read-only",
+        ])
+        .unwrap();
+        let policy = args.policy();
+        assert!(policy.decide("POST", "/v1.41/volumes/create").allow);
+        assert_eq!(
+            policy.decide("DELETE", "/v1.41/volumes/v1").message,
+            "volumes are kept"
+        );
+        assert!(!policy.decide("POST", "/v1.41/networks/create").allow);
+        let e = Args::try_parse_from(["rule-authz", "--rule", "permit GET /"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("invalid rule \"permit GET /\": ACTION must be allow or deny"),
+            "{e}"
+        );
+    }
 }
