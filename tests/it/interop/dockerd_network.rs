@@ -107,11 +107,13 @@ async fn docker_err<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
 /// memnet refuses, an overlapping subnet and `rm`, against one dockerd:
 /// the calls come in libnetwork's order with the right bodies (each
 /// re-encoded byte for byte by plugin-proto), dockerd shows what the
-/// plugins chose, and after `rm` both plugins hold nothing.
+/// plugins chose, and after `rm` both plugins hold nothing. Then dockerd's
+/// own `bridge` driver with simple-ipam: the bridge gets simple-ipam's
+/// gateway.
 #[tokio::test]
 async fn dockerd_network_lifecycle_with_memnet_and_simple_ipam() {
     let test = "dockerd_network_lifecycle_with_memnet_and_simple_ipam";
-    let Some(bins) = require(test, &["dockerd", "docker", "unshare", "ip"]) else {
+    let Some(bins) = require(test, &["dockerd", "docker", "unshare", "ip", "nsenter"]) else {
         return;
     };
     let _lock = HOST_DIRS.lock().await;
@@ -329,6 +331,42 @@ async fn dockerd_network_lifecycle_with_memnet_and_simple_ipam() {
     assert_eq!(n1_rm[3].json(), json!({"NetworkID": id1}));
     assert_eq!(c.len(), 10, "{}", show(&c));
     assert!(memnet.networks().is_empty(), "{:?}", memnet.networks());
+    assert!(simple.pools().is_empty(), "{:?}", simple.pools());
+
+    // dockerd's own bridge driver with simple-ipam: the bridge, with the
+    // gateway simple-ipam chose, exists in dockerd's network namespace.
+    let bridge = [
+        "network",
+        "create",
+        "-d",
+        "bridge",
+        "--ipam-driver",
+        &ipam,
+        "br1",
+    ];
+    let id = dockerd.docker_ok(&bridge).await.trim().to_owned();
+    let c = calls.take();
+    assert_eq!(
+        methods(&c),
+        ["IpamDriver.RequestPool", "IpamDriver.RequestAddress"],
+        "{}",
+        show(&c)
+    );
+    let mut ip = std::process::Command::new("nsenter");
+    let pid = dockerd.pid().to_string();
+    ip.args(["-t", &pid, "-n", "ip", "-o", "-4", "addr", "show", "dev"])
+        .arg(format!("br-{}", &id[..12]));
+    let out = super::harness::run(ip).await;
+    let addr = String::from_utf8_lossy(&out.stdout);
+    assert!(addr.contains(" inet 10.77.0.1/24 "), "{addr:?} {out:?}");
+    dockerd.docker_ok(&["network", "rm", "br1"]).await;
+    let c = calls.take();
+    assert_eq!(
+        methods(&c),
+        ["IpamDriver.ReleaseAddress", "IpamDriver.ReleasePool"],
+        "{}",
+        show(&c)
+    );
     assert!(simple.pools().is_empty(), "{:?}", simple.pools());
 
     drop(dockerd);
