@@ -14,6 +14,7 @@ use std::time::Duration;
 use memnet::MemNet;
 use plugin_proto::{ipam, network};
 use plugin_server::Plugin;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use simple_ipam::SimpleIpam;
 
@@ -37,6 +38,56 @@ fn show(calls: &[Call]) -> String {
             )
         })
         .collect()
+}
+
+/// The test vectors: every call dockerd made to memnet and simple-ipam in
+/// [`dockerd_network_lifecycle_with_memnet_and_simple_ipam`], with the
+/// plugin's reply, for replaying through our own engine side.
+/// `INTEROP_BLESS=1` rewrites the file from a live run.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct NetworkVectors {
+    /// How to regenerate the file.
+    pub(crate) comment: String,
+    /// The daemon's version.
+    pub(crate) dockerd: String,
+    /// Every call, in order.
+    pub(crate) calls: Vec<Exchange>,
+}
+
+/// One call and its reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Exchange {
+    /// `memnet` or `simple-ipam` (the test's plugin names vary).
+    pub(crate) plugin: String,
+    /// `Subsystem.Method`.
+    pub(crate) method: String,
+    /// The body dockerd sent.
+    pub(crate) body: String,
+    /// The reply body, or the plugin error's message.
+    pub(crate) reply: Result<String, String>,
+}
+
+pub(crate) fn network_vectors_path() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("it/interop/dockerd-20.10-network-requests.json")
+}
+
+pub(crate) fn load_network_vectors() -> NetworkVectors {
+    let text = std::fs::read_to_string(network_vectors_path()).expect("read the network vectors");
+    serde_json::from_str(&text).expect("parse the network vectors")
+}
+
+/// A call's JSON with the run's network ids replaced by `<id>`.
+fn without_ids(e: &Exchange) -> Value {
+    let mut v = serde_json::to_value(e).unwrap();
+    if let Some(body) = v["body"].as_str().filter(|b| !b.is_empty()) {
+        let mut body: Value = serde_json::from_str(body).unwrap();
+        if body.get("NetworkID").is_some() {
+            body["NetworkID"] = json!("<id>");
+        }
+        v["body"] = body;
+    }
+    v
 }
 
 /// The methods called, in order.
@@ -369,9 +420,57 @@ async fn dockerd_network_lifecycle_with_memnet_and_simple_ipam() {
     );
     assert!(simple.pools().is_empty(), "{:?}", simple.pools());
 
+    let version = dockerd.version().await;
     drop(dockerd);
     p1.stop().await;
     p2.stop().await;
+
+    let live = NetworkVectors {
+        comment: "Calls dockerd made to memnet and simple-ipam (range 10.77.0.0/23, no host \
+                  routes), with their replies, recorded by interop::dockerd_network::\
+                  dockerd_network_lifecycle_with_memnet_and_simple_ipam; regenerate with \
+                  INTEROP_BLESS=1 cargo test -p plugin-tests --test it interop::dockerd_network"
+            .to_owned(),
+        dockerd: version,
+        calls: calls
+            .all()
+            .iter()
+            .map(|c| Exchange {
+                plugin: if c.plugin == net {
+                    "memnet"
+                } else {
+                    "simple-ipam"
+                }
+                .to_owned(),
+                method: c.method.clone(),
+                body: String::from_utf8(c.body.to_vec()).unwrap(),
+                reply: c
+                    .reply
+                    .clone()
+                    .map(|b| String::from_utf8(b.to_vec()).unwrap()),
+            })
+            .collect(),
+    };
+    if std::env::var_os("INTEROP_BLESS").is_some() {
+        let text = serde_json::to_string_pretty(&live).unwrap() + "\n";
+        std::fs::write(network_vectors_path(), text).unwrap();
+        eprintln!("wrote {}", network_vectors_path().display());
+        return;
+    }
+    let vectors = load_network_vectors();
+    if vectors.dockerd != live.dockerd {
+        eprintln!(
+            "note: network vectors are from {:?}, this is {:?}: not compared",
+            vectors.dockerd, live.dockerd
+        );
+        return;
+    }
+    let plain = |v: &NetworkVectors| -> Vec<Value> { v.calls.iter().map(without_ids).collect() };
+    assert_eq!(
+        plain(&live),
+        plain(&vectors),
+        "dockerd's network calls differ from the vectors"
+    );
 }
 
 /// Issue 15, libnetwork#1386: dockerd (in a network namespace whose only
@@ -541,5 +640,41 @@ async fn dockerd_default_pool_overlapping_a_route_never_loops() {
     assert_eq!(calls.count("IpamDriver.RequestPool"), 0);
     for (_, _, served) in ipams {
         served.stop().await;
+    }
+}
+
+/// Fresh memnet and simple-ipam, configured as in the recorded run, given
+/// the recorded calls.
+fn example_pair() -> (Plugin, Plugin, tempfile::TempDir) {
+    let dir = socket_dir();
+    let routes = no_routes(dir.path());
+    let memnet = MemNet::new().plugin().unwrap();
+    let simple = SimpleIpam::new("10.77.0.0/23".parse().unwrap())
+        .route_table(routes)
+        .plugin()
+        .unwrap();
+    (memnet, simple, dir)
+}
+
+/// Issue 15, plugin side: dockerd's recorded network and IPAM calls,
+/// dispatched in order to fresh memnet and simple-ipam plugins, get the
+/// replies dockerd got (the examples are deterministic, so the vectors
+/// are a script any engine side can be held to).
+#[tokio::test]
+async fn examples_answer_dockerds_network_calls_as_recorded() {
+    let vectors = load_network_vectors();
+    let (memnet, simple, _dir) = example_pair();
+    for (i, e) in vectors.calls.iter().enumerate() {
+        let plugin = if e.plugin == "memnet" {
+            &memnet
+        } else {
+            &simple
+        };
+        let reply = plugin
+            .call(&e.method, e.body.clone().into_bytes())
+            .await
+            .map(|r| String::from_utf8(r.as_bytes().unwrap().to_vec()).unwrap())
+            .map_err(|err| err.message().to_owned());
+        assert_eq!(reply, e.reply, "call {i}: {} {}", e.method, e.body);
     }
 }

@@ -44,19 +44,37 @@ impl Call {
 
 /// The calls received by the plugins that share it, in arrival order.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Calls(Arc<Mutex<Vec<Call>>>);
+pub(crate) struct Calls(Arc<Mutex<Log>>);
+
+#[derive(Debug, Default)]
+struct Log {
+    calls: Vec<Call>,
+    /// Where the calls not yet [taken](Calls::take) start.
+    taken: usize,
+}
 
 impl Calls {
-    /// Every call so far, and forget them.
-    pub(crate) fn take(&self) -> Vec<Call> {
-        std::mem::take(&mut *self.0.lock().unwrap())
+    fn push(&self, call: Call) {
+        self.0.lock().unwrap().calls.push(call);
     }
 
-    /// How many calls of `method` so far.
+    /// The calls since the last `take`.
+    pub(crate) fn take(&self) -> Vec<Call> {
+        let mut log = self.0.lock().unwrap();
+        let new = log.calls[log.taken..].to_vec();
+        log.taken = log.calls.len();
+        new
+    }
+
+    /// Every call so far, taken or not.
+    pub(crate) fn all(&self) -> Vec<Call> {
+        self.0.lock().unwrap().calls.clone()
+    }
+
+    /// How many calls of `method` since the last `take`.
     pub(crate) fn count(&self, method: &str) -> usize {
-        self.0
-            .lock()
-            .unwrap()
+        let log = self.0.lock().unwrap();
+        log.calls[log.taken..]
             .iter()
             .filter(|c| c.method == method)
             .count()
@@ -83,7 +101,7 @@ fn recording(name: &str, inner: Plugin, calls: &Calls) -> Plugin {
                 (inner.clone(), calls.clone(), name.clone(), method.clone());
             async move {
                 let reply = inner.call(&method, body.clone()).await;
-                calls.0.lock().unwrap().push(Call {
+                calls.push(Call {
                     plugin: name,
                     method,
                     body,
