@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::harness::{Dockerd, HOST_DIRS, Isolation, require, unique_name};
 use super::served::{Call, Calls, Served, socket_dir};
-use super::wire::assert_reencodes;
+use super::wire::{assert_reencodes, bless_or_load};
 
 /// The test vectors: what dockerd sent the authorization plugin for each
 /// command. `INTEROP_BLESS=1` rewrites the file from a live run.
@@ -284,13 +284,9 @@ async fn dockerd_asks_rule_authz_and_shows_its_denials() {
             })
             .collect(),
     };
-    if std::env::var_os("INTEROP_BLESS").is_some() {
-        let text = serde_json::to_string_pretty(&live).unwrap() + "\n";
-        std::fs::write(vectors_path(), text).unwrap();
-        eprintln!("wrote {}", vectors_path().display());
+    let Some(vectors) = bless_or_load(&vectors_path(), &live) else {
         return;
-    }
-    let vectors = load_vectors();
+    };
     if (&vectors.dockerd, &vectors.docker) != (&live.dockerd, &live.docker) {
         eprintln!(
             "note: authz vectors are from dockerd {:?} and docker {:?}, this is {:?} and {:?}: \

@@ -20,7 +20,7 @@ use simple_ipam::SimpleIpam;
 
 use super::harness::{Dockerd, HOST_DIRS, Isolation, require, unique_name};
 use super::served::{Call, Calls, Served, socket_dir};
-use super::wire::assert_reencodes;
+use super::wire::{assert_reencodes, bless_or_load};
 
 /// The calls, one per line, for failure messages.
 fn show(calls: &[Call]) -> String {
@@ -451,13 +451,9 @@ async fn dockerd_network_lifecycle_with_memnet_and_simple_ipam() {
             })
             .collect(),
     };
-    if std::env::var_os("INTEROP_BLESS").is_some() {
-        let text = serde_json::to_string_pretty(&live).unwrap() + "\n";
-        std::fs::write(network_vectors_path(), text).unwrap();
-        eprintln!("wrote {}", network_vectors_path().display());
+    let Some(vectors) = bless_or_load(&network_vectors_path(), &live) else {
         return;
-    }
-    let vectors = load_network_vectors();
+    };
     if vectors.dockerd != live.dockerd {
         eprintln!(
             "note: network vectors are from {:?}, this is {:?}: not compared",
