@@ -8,6 +8,7 @@
 mod cli;
 mod client;
 mod discovery;
+mod engine;
 mod faults;
 mod hostile;
 mod interop;

@@ -3,9 +3,11 @@
 //!
 //! A [`Registry`] resolves a plugin name through [`discovery`], activates
 //! the plugin once with `POST /Plugin.Activate` through [`client`], caches
-//! it, runs extension-point [`Handler`]s and lists plugins by kind. The
-//! three lower crates are re-exported, so an engine depends on this one
-//! crate only.
+//! it, runs extension-point [`Handler`]s and lists plugins by kind. Typed
+//! proxies speak each subsystem as Docker's adapter does: [`VolumeDriver`],
+//! [`NetworkDriver`], [`IpamDriver`], [`LogDriver`] (with the engine's FIFO
+//! writer) and [`MetricsCollector`]. The three lower crates are
+//! re-exported, so an engine depends on this one crate only.
 //!
 //! Behaviour is Docker's (`pkg/plugins` on moby master) wherever a user can
 //! observe it, except for the documented divergences (`docs/divergences.md`):
@@ -29,12 +31,19 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod getter;
 mod handler;
+mod ipam;
 mod listing;
+mod log;
+mod metrics;
+mod network;
 mod plugin;
 mod policy;
+mod proxy;
 mod registry;
 mod volume;
 mod watch;
@@ -44,7 +53,13 @@ use std::sync::{Arc, OnceLock};
 pub use error::{Error, ErrorKind};
 pub use getter::{CompatPlugin, Getter, GetterError, Managed, ManagedStore};
 pub use handler::{Handler, HandlerFuture};
+pub use ipam::IpamDriver;
 pub use listing::{ListState, Listing};
+#[cfg(target_os = "linux")]
+pub use log::LogWriter;
+pub use log::{LogDriver, LogStream};
+pub use metrics::MetricsCollector;
+pub use network::NetworkDriver;
 pub use plugin::Plugin;
 pub use policy::{LookupWait, Policy};
 pub use registry::Registry;
