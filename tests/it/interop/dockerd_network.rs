@@ -674,3 +674,97 @@ async fn examples_answer_dockerds_network_calls_as_recorded() {
         assert_eq!(reply, e.reply, "call {i}: {} {}", e.method, e.body);
     }
 }
+
+/// Issue 15, engine side: dockerd's recorded network and IPAM sequence,
+/// replayed by our own engine side (the registry finding the plugins in a
+/// socket directory, and plugin-registry's `NetworkDriver` and
+/// `IpamDriver` proxies making each call) to fresh memnet and simple-ipam,
+/// gets the replies dockerd got (errors as `<Method>: <message>`, the text
+/// dockerd showed after `Error response from daemon: `), and the plugins
+/// receive the bytes dockerd sent them.
+#[tokio::test]
+async fn our_proxies_replay_dockerds_network_calls_with_dockerds_results() {
+    use plugin_registry::proto::kinds;
+    use plugin_registry::{IpamDriver, NetworkDriver, Policy, Registry};
+
+    let vectors = load_network_vectors();
+    let (memnet, simple, dir) = example_pair();
+    let calls = Calls::default();
+    let _net = Served::start(dir.path(), "memnet", memnet, &calls);
+    let _ipam = Served::start(dir.path(), "simple-ipam", simple, &calls);
+    let registry = Registry::new(
+        plugin_registry::discovery::LocalRegistry::with_dirs(dir.path(), Vec::<&Path>::new()),
+        Policy::default(),
+    );
+    let net =
+        NetworkDriver::new(&registry.get("memnet", kinds::NETWORK_DRIVER).await.unwrap()).unwrap();
+    let ipam = IpamDriver::new(
+        &registry
+            .get("simple-ipam", kinds::IPAM_DRIVER)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+
+    fn typed<T: plugin_proto::Call + serde::de::DeserializeOwned + Default>(body: &str) -> T {
+        plugin_proto::decode_request(body.as_bytes()).unwrap()
+    }
+    fn json<T: serde::Serialize>(r: Result<T, plugin_registry::Error>) -> Result<Value, String> {
+        r.map(|v| serde_json::to_value(v).unwrap())
+            .map_err(|e| e.to_string())
+    }
+    for (i, e) in vectors.calls.iter().enumerate() {
+        let b = e.body.as_str();
+        let ours: Result<Value, String> = match e.method.as_str() {
+            network::GET_CAPABILITIES => json(net.get_capabilities().await),
+            network::CREATE_NETWORK => json(net.create_network(&typed(b)).await),
+            network::DELETE_NETWORK => {
+                let r: network::DeleteNetworkRequest = typed(b);
+                json(net.delete_network(&r.network_id).await)
+            }
+            ipam::GET_CAPABILITIES => json(ipam.get_capabilities().await),
+            ipam::GET_DEFAULT_ADDRESS_SPACES => json(ipam.get_default_address_spaces().await),
+            ipam::REQUEST_POOL => json(ipam.request_pool(&typed(b)).await),
+            ipam::RELEASE_POOL => {
+                let r: ipam::ReleasePoolRequest = typed(b);
+                json(ipam.release_pool(&r.pool_id).await)
+            }
+            ipam::REQUEST_ADDRESS => json(ipam.request_address(&typed(b)).await),
+            ipam::RELEASE_ADDRESS => {
+                let r: ipam::ReleaseAddressRequest = typed(b);
+                json(ipam.release_address(&r.pool_id, &r.address).await)
+            }
+            other => panic!("unexpected call {other}"),
+        };
+        // What dockerd got, in the same terms: the reply decoded, or the
+        // error as the client words it.
+        let theirs = match &e.reply {
+            Ok(body) => Ok(serde_json::from_str::<Value>(body).unwrap()),
+            Err(msg) => Err(format!("{}: {msg}", e.method)),
+        };
+        match (&ours, &theirs) {
+            // A call that answers nothing: dockerd got `{}`.
+            (Ok(Value::Null), Ok(t)) => assert_eq!(t, &json!({}), "call {i} {}", e.method),
+            // Typed replies re-encode with every field, which the plugin
+            // may have left out: compare the fields dockerd got.
+            (Ok(Value::Object(o)), Ok(Value::Object(t))) => {
+                for (k, v) in t {
+                    assert_eq!(o.get(k), Some(v), "call {i} {}: field {k}", e.method);
+                }
+            }
+            _ => assert_eq!(ours, theirs, "call {i}: {} {b}", e.method),
+        }
+    }
+
+    let sent = calls.all();
+    let ours: Vec<(&str, &str)> = sent
+        .iter()
+        .map(|c| (c.method.as_str(), std::str::from_utf8(&c.body).unwrap()))
+        .collect();
+    let theirs: Vec<(&str, &str)> = vectors
+        .calls
+        .iter()
+        .map(|e| (e.method.as_str(), e.body.as_str()))
+        .collect();
+    assert_eq!(ours, theirs, "our proxies sent other bytes than dockerd");
+}
