@@ -16,6 +16,10 @@
 //! evicted, and handlers run exactly once per plugin. [`Policy::docker`]
 //! restores Docker's schedules for engines that depend on them.
 //!
+//! [`authz`] is Docker's `pkg/authorization`: an ordered [`AuthzChain`] of
+//! authorization plugins that fails closed, with a `tower` layer behind the
+//! `tower` feature.
+//!
 //! **What it must never do:** touch sockets or TLS itself (that is
 //! `plugin-client`'s job), hold a lock across an await, or let one plugin's
 //! failure block a call about another.
@@ -33,6 +37,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authz;
 mod error;
 mod getter;
 mod handler;
@@ -50,6 +55,7 @@ mod watch;
 
 use std::sync::{Arc, OnceLock};
 
+pub use authz::AuthzChain;
 pub use error::{Error, ErrorKind};
 pub use getter::{CompatPlugin, Getter, GetterError, Managed, ManagedStore};
 pub use handler::{Handler, HandlerFuture};
