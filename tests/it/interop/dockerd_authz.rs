@@ -342,3 +342,100 @@ fn dockerd_authz_vectors_are_plugin_proto_requests() {
         ]
     );
 }
+
+/// Issue 15, engine side: the requests dockerd put to rule-authz, replayed
+/// through our own authorization chain (`plugin_registry::authz::AuthzChain`,
+/// the registry finding the plugin in a socket directory) to a fresh
+/// rule-authz with the same policy: the same verdicts (the denial worded
+/// as dockerd words it), and the plugin receives the bodies dockerd sent.
+#[tokio::test]
+async fn our_authz_chain_replays_dockerds_requests_with_dockerds_results() {
+    use plugin_registry::Registry;
+    use plugin_registry::authz::AuthzChain;
+
+    let vectors = load_vectors();
+    let dir = socket_dir();
+    let calls = Calls::default();
+    let policy = Policy::new().rule("deny DELETE /volumes/* volumes are kept".parse().unwrap());
+    let plugin = RuleAuthz::new(policy).plugin().unwrap();
+    let _served = Served::start(dir.path(), "rule-authz", plugin, &calls);
+    let registry = Registry::new(
+        plugin_registry::discovery::LocalRegistry::with_dirs(
+            dir.path(),
+            Vec::<&std::path::Path>::new(),
+        ),
+        plugin_registry::Policy::default(),
+    );
+    let chain = AuthzChain::new(registry, ["rule-authz"]);
+
+    let headers = |v: &Value, key: &str| -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (k, val) in v[key].as_object().into_iter().flatten() {
+            map.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(val.as_str().unwrap()).unwrap(),
+            );
+        }
+        map
+    };
+    let bytes = |v: &Value, key: &str| -> Vec<u8> {
+        v[key]
+            .as_str()
+            .map(|b| STANDARD.decode(b).unwrap())
+            .unwrap_or_default()
+    };
+    let dockerd_sent: Vec<&(String, String)> =
+        vectors.commands.iter().flat_map(|c| &c.calls).collect();
+    let mut pending = None;
+    for (method, body) in &dockerd_sent {
+        let v: Value = serde_json::from_str(body).unwrap();
+        if method == AUTHZ_REQ {
+            let mut req = http::Request::builder()
+                .method(v["RequestMethod"].as_str().unwrap())
+                .uri(v["RequestUri"].as_str().unwrap())
+                .body(())
+                .unwrap();
+            *req.headers_mut() = headers(&v, "RequestHeaders");
+            let (parts, ()) = req.into_parts();
+            let verdict = chain
+                .authorize_request(&parts, Some(&bytes(&v, "RequestBody")))
+                .await;
+            // dockerd's CLI showed this denial after `Error response from daemon: `.
+            if v["RequestMethod"] == "DELETE" {
+                assert_eq!(
+                    verdict.unwrap_err().to_string(),
+                    "authorization denied by plugin rule-authz: volumes are kept"
+                );
+            } else {
+                pending = Some(verdict.unwrap());
+            }
+        } else {
+            let status = v["ResponseStatusCode"].as_u64().unwrap_or(200) as u16;
+            pending
+                .take()
+                .expect("an AuthZRes follows an allowed AuthZReq")
+                .authorize_response(
+                    http::StatusCode::from_u16(status).unwrap(),
+                    &headers(&v, "ResponseHeaders"),
+                    Some(&bytes(&v, "ResponseBody")),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
+    let ours = calls.all();
+    assert_eq!(ours.len(), dockerd_sent.len());
+    for (c, (method, body)) in ours.iter().zip(&dockerd_sent) {
+        assert_eq!(&c.method, method);
+        let mut theirs: Value = serde_json::from_str(body).unwrap();
+        // dockerd records a response's status only when the handler calls
+        // WriteHeader itself; `/_ping` never does, so its AuthZRes carries
+        // no status (0). Our chain reports the status sent, 200.
+        if method == AUTHZ_RES && theirs["RequestUri"] == "/_ping" {
+            assert!(theirs.get("ResponseStatusCode").is_none(), "{theirs}");
+            theirs["ResponseStatusCode"] = json!(200);
+        }
+        assert_eq!(c.json(), theirs, "{method}");
+    }
+}
