@@ -4,7 +4,8 @@
 //! plugin restarted under a running dockerd. The request bodies dockerd
 //! sent are kept as test vectors (`dockerd-20.10-authz-requests.json`) and
 //! must decode into `plugin_proto::authz::Request` and re-encode to the
-//! same bytes.
+//! same bytes; replayed through plugin-registry's `AuthzChain`, they must
+//! get dockerd's verdicts.
 
 use std::path::PathBuf;
 

@@ -3,6 +3,10 @@
 //! create / inspect / rm` make, and how dockerd's default-pool loop
 //! (libnetwork#1386) meets a plugin that never feeds it.
 //!
+//! The calls and replies of the lifecycle are kept as test vectors
+//! (`dockerd-20.10-network-requests.json`), replayed to fresh plugins and
+//! through plugin-registry's `NetworkDriver` and `IpamDriver` proxies.
+//!
 //! Every dockerd here runs in mount and network namespaces of its own
 //! (`unshare -m -n`): it finds only the plugins the test serves, and its
 //! host routes are the ones the test adds.
