@@ -7,8 +7,11 @@
 //!
 //! - [`Address`]: what a plugin address dials, its HTTP scheme and its
 //!   `Host` header;
-//! - [`parse_spec`] and [`parse_json_spec`]: `.spec` and `.json` spec files,
-//!   decoded with Go's `encoding/json` rules rather than serde's;
+//! - [`SpecContent`]: `.spec` and `.json` spec files, read with Go's
+//!   `encoding/json` rules rather than serde's ([`parse_spec`],
+//!   [`parse_json_spec`]) and written as Docker reads them
+//!   ([`encode_spec`], [`encode_json_spec`]), and the default directories
+//!   ([`DEFAULT_SOCKET_DIR`], [`DEFAULT_SPEC_DIRS`]);
 //! - [`Manifest`]: the activation reply;
 //! - [`encode_call`], [`encode_args`]: the request bytes Docker sends;
 //! - [`decode_reply`], [`decode_json`], [`StatusError`]: how replies and
@@ -42,6 +45,7 @@
 
 mod address;
 mod call;
+mod dirs;
 mod gojson;
 mod goquote;
 mod manifest;
@@ -66,6 +70,7 @@ pub use call::{
     EncodeError, USER_AGENT_VALUE, encode_args, encode_call, encode_call_head, encode_stream_args,
     validate_method,
 };
+pub use dirs::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR, DEFAULT_SPEC_DIRS};
 pub use gojson::DecodeError;
 pub use manifest::Manifest;
 pub use message::{
@@ -74,7 +79,9 @@ pub use message::{
 };
 pub use reply::{StatusError, decode_json, decode_reply};
 pub use retry::RetryPolicy;
-pub use spec::{SpecContent, SpecError, TlsOptions, parse_json_spec, parse_spec};
+pub use spec::{
+    SpecContent, SpecError, TlsOptions, encode_json_spec, encode_spec, parse_json_spec, parse_spec,
+};
 
 /// The media type Docker puts in `Accept` (checklist 16).
 pub const MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
