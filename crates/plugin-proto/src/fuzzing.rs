@@ -191,7 +191,11 @@ pub fn spec_roundtrip(data: &[u8]) {
             Ok(back) => assert_eq!(back, spec),
             Err(e) => panic!("{spec:?} written as {written:?} fails: {e}"),
         }
-        assert_eq!(encode_spec(&spec).ok(), Some(written), "writing is not stable");
+        assert_eq!(
+            encode_spec(&spec).ok(),
+            Some(written),
+            "writing is not stable"
+        );
     }
     let Some((spec, name)) = spec_from_fields(data) else {
         return;
@@ -204,7 +208,10 @@ pub fn spec_roundtrip(data: &[u8]) {
     }
     assert_eq!(json_write_read(&spec, &name).0, expected);
     let spec_file_can_hold = spec.implements.is_none()
-        && spec.tls.as_ref().is_none_or(|t| *t == TlsOptions::insecure())
+        && spec
+            .tls
+            .as_ref()
+            .is_none_or(|t| *t == TlsOptions::insecure())
         && spec.address.as_str().trim() == spec.address.as_str();
     match encode_spec(&spec) {
         Ok(written) => {
@@ -233,7 +240,10 @@ fn json_write_read(spec: &SpecContent, name: &str) -> (SpecContent, Vec<u8>) {
     };
     match parse_json_spec(&written) {
         Ok(back) => (back, written),
-        Err(e) => panic!("{spec:?} written as {:?} fails: {e}", String::from_utf8_lossy(&written)),
+        Err(e) => panic!(
+            "{spec:?} written as {:?} fails: {e}",
+            String::from_utf8_lossy(&written)
+        ),
     }
 }
 
@@ -252,7 +262,11 @@ fn spec_from_fields(data: &[u8]) -> Option<(SpecContent, String)> {
             .filter(|p| !p.is_empty())
             .map(std::path::PathBuf::from)
     };
-    let (ca, cert, key) = (path(fields.next()), path(fields.next()), path(fields.next()));
+    let (ca, cert, key) = (
+        path(fields.next()),
+        path(fields.next()),
+        path(fields.next()),
+    );
     let name = fields.next().map(text).unwrap_or_default();
     let mut spec = SpecContent::new(address);
     if flags & 1 != 0 {

@@ -46,8 +46,10 @@
 mod address;
 mod call;
 mod dirs;
+mod godecode;
 mod gojson;
 mod goquote;
+mod gotime;
 mod manifest;
 mod message;
 mod reply;
@@ -71,11 +73,13 @@ pub use call::{
     validate_method,
 };
 pub use dirs::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR, DEFAULT_SPEC_DIRS};
+pub use godecode::{decode_message, null_as_default};
 pub use gojson::DecodeError;
+pub use gotime::{GoTime, GoTimeError};
 pub use manifest::Manifest;
 pub use message::{
-    Call, Empty, ErrReply, ErrResponse, GoTime, GoTimeError, StreamCall, decode_call_reply,
-    decode_message, decode_request, encode_request, encode_stream_request, null_as_default,
+    Call, Empty, ErrReply, ErrResponse, StreamCall, decode_call_reply, decode_request,
+    encode_request, encode_stream_request,
 };
 pub use reply::{StatusError, decode_json, decode_reply};
 pub use retry::RetryPolicy;

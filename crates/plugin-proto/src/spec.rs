@@ -184,7 +184,11 @@ pub fn encode_spec(spec: &SpecContent) -> Result<Vec<u8>, SpecError> {
             "the address {text:?} begins or ends with white space, which a .spec file loses"
         )));
     }
-    if spec.tls.as_ref().is_some_and(|t| *t != TlsOptions::insecure()) {
+    if spec
+        .tls
+        .as_ref()
+        .is_some_and(|t| *t != TlsOptions::insecure())
+    {
         return Err(SpecError::Unwritable(
             "a .spec file cannot hold TLS options: write a .json spec".into(),
         ));
@@ -621,7 +625,10 @@ mod tests {
         assert_eq!(parse_json_spec(&bytes).unwrap(), spec);
         let bare = SpecContent::new(Address::parse("unix:///x.sock").unwrap());
         let bytes = encode_json_spec(&bare, "p").unwrap();
-        assert_eq!(bytes, b"{\n  \"Name\": \"p\",\n  \"Addr\": \"unix:///x.sock\"\n}\n");
+        assert_eq!(
+            bytes,
+            b"{\n  \"Name\": \"p\",\n  \"Addr\": \"unix:///x.sock\"\n}\n"
+        );
         assert_eq!(parse_json_spec(&bytes).unwrap(), bare);
     }
 
