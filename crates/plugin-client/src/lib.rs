@@ -30,6 +30,8 @@
 //! the protocol by rules of its own (that is `plugin-proto`). It is the
 //! only crate of the workspace that knows sockets, TLS and tokio.
 
+#![forbid(unsafe_code)]
+
 mod body;
 mod client;
 mod connect;

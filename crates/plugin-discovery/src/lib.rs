@@ -43,6 +43,8 @@
 //! # Ok::<(), plugin_discovery::DiscoveryError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod dirs;
 mod error;
 mod explain;

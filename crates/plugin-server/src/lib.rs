@@ -64,6 +64,8 @@
 //! not carry the engine; remove a file it did not create; or let a handler
 //! panic take a connection down (it becomes a 500).
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod error;
 mod http;
 mod listen;

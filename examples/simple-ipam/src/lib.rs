@@ -16,6 +16,8 @@
 //!
 //! **What it must never do:** touch the host's network configuration.
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
