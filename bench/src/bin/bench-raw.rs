@@ -9,7 +9,6 @@
 //! `cpu_us_per_call`).
 
 #![forbid(unsafe_code)]
-
 // Results go to stdout as one JSON line for the xtask.
 #![allow(clippy::print_stdout)]
 

@@ -21,7 +21,6 @@
 //! single-threaded one), as an engine would run it.
 
 #![forbid(unsafe_code)]
-
 // Results go to stdout as one JSON line for the xtask.
 #![allow(clippy::print_stdout)]
 

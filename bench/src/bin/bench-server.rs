@@ -12,7 +12,6 @@
 //! the xtask.
 
 #![forbid(unsafe_code)]
-
 // The `ready` line on stdout is how the xtask knows the tree is built.
 #![allow(clippy::print_stdout)]
 

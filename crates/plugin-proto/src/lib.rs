@@ -24,7 +24,10 @@
 //!   (Go's decoding rules for typed bodies).
 //!
 //! Plugin authors can use it with any HTTP stack; the engine side of this
-//! workspace (`plugin-client`, `plugin-registry`) builds on it.
+//! workspace (`plugin-client`, `plugin-registry`) builds on it. **Engines
+//! should depend on `plugin-registry`** (it re-exports this crate as
+//! `plugin_registry::proto`), and plugin authors usually want the
+//! `plugin-server` kit (which re-exports it as `plugin_server::plugin_proto`).
 //!
 //! **What it must never do:** open a file or socket, read a clock, spawn a
 //! task or depend on an async runtime. Time is an input; bytes come in and

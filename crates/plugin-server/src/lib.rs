@@ -98,9 +98,9 @@ pub use systemd::{LISTEN_FDS_START, SystemdError, listen_fds};
 pub use tls::{TlsConfig, TlsError};
 pub use volume::VolumeDriver;
 
-/// Where Docker looks for plugin sockets and spec files (defined once, in
-/// `plugin-proto`, for the engine side and this kit alike).
-pub use plugin_proto::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR};
 /// The protocol core this kit builds on (typed messages, `Manifest`,
 /// `TlsOptions` for `.json` specs).
 pub use plugin_proto;
+/// Where Docker looks for plugin sockets and spec files (defined once, in
+/// `plugin-proto`, for the engine side and this kit alike).
+pub use plugin_proto::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR};
