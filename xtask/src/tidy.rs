@@ -182,28 +182,21 @@ const CHECKLIST_ITEMS: u32 = 38;
 
 pub(crate) fn run() -> Result {
     let root = root();
-    type Check = fn(&Path) -> Result;
-    type GraphCheck = fn(&Path, &Workspace) -> Result;
+    type Check = fn(&Path, &Workspace) -> Result;
     let workspace = Workspace::load()?;
-    let with_graph: [(&str, GraphCheck); 4] = [
+    let checks: [(&str, Check); 8] = [
         ("banned crates", banned_crates),
         ("dependency rules", dependency_rules),
+        ("source rules", source_rules),
         ("unsafe code", unsafe_code),
         ("publishable crates", publishable),
-    ];
-    let checks: [(&str, Check); 4] = [
-        ("source rules", source_rules),
         ("no dbg!", no_dbg),
         ("crate docs", crate_docs),
         ("checklist citations", checklist),
     ];
     let mut failed = Vec::new();
-    let results = with_graph
-        .iter()
-        .map(|(name, check)| (*name, check(&root, &workspace)))
-        .chain(checks.iter().map(|(name, check)| (*name, check(&root))));
-    for (name, result) in results {
-        match result {
+    for (name, check) in checks {
+        match check(&root, &workspace) {
             Ok(()) => eprintln!("tidy: {name}: ok"),
             Err(e) => {
                 eprintln!("tidy: {name}: FAILED\n{e}");
@@ -300,7 +293,7 @@ fn dependency_rules(_root: &Path, ws: &Workspace) -> Result {
     }
 }
 
-fn source_rules(root: &Path) -> Result {
+fn source_rules(root: &Path, _ws: &Workspace) -> Result {
     let mut hits = Vec::new();
     for rule in SOURCE_RULES {
         for file in rust_files(root, &[rule.dir]) {
@@ -460,7 +453,7 @@ fn relative(root: &Path, path: &Path) -> String {
         .to_string()
 }
 
-fn no_dbg(root: &Path) -> Result {
+fn no_dbg(root: &Path, _ws: &Workspace) -> Result {
     // Spelled in two parts so this file does not match itself.
     let needle = concat!("dbg", "!(");
     let mut hits = Vec::new();
@@ -492,7 +485,7 @@ pub(crate) fn has_crate_docs(text: &str) -> bool {
         .is_some_and(|l| l.starts_with("//!"))
 }
 
-fn crate_docs(root: &Path) -> Result {
+fn crate_docs(root: &Path, _ws: &Workspace) -> Result {
     let mut missing = Vec::new();
     for file in rust_files(root, &["crates", "tests", "xtask", "fuzz"]) {
         let is_root = file
@@ -583,7 +576,7 @@ fn test_code<'a>(root: &Path, file: &Path, text: &'a str) -> &'a str {
     text.find("#[cfg(test)]").map_or("", |i| &text[i..])
 }
 
-fn checklist(root: &Path) -> Result {
+fn checklist(root: &Path, _ws: &Workspace) -> Result {
     let mut cited = BTreeSet::new();
     for file in rust_files(root, &["crates", "tests"]) {
         let text = read(&file)?;
