@@ -218,10 +218,15 @@ fn banned_crates(_root: &Path, ws: &Workspace) -> Result {
         .filter(|(name, _)| names.contains(name))
         .map(|(name, why)| format!("  {name} is in the dependency graph ({why})"))
         .collect();
-    if found.is_empty() {
+    report(found)
+}
+
+/// A check's findings, one per line: none is a pass.
+fn report(findings: Vec<String>) -> Result {
+    if findings.is_empty() {
         Ok(())
     } else {
-        Err(found.join("\n"))
+        Err(findings.join("\n"))
     }
 }
 
@@ -285,12 +290,7 @@ pub(crate) fn rule_violations(ws: &Workspace, rules: &[Rule]) -> Vec<String> {
 }
 
 fn dependency_rules(_root: &Path, ws: &Workspace) -> Result {
-    let found = rule_violations(ws, RULES);
-    if found.is_empty() {
-        Ok(())
-    } else {
-        Err(found.join("\n"))
-    }
+    report(rule_violations(ws, RULES))
 }
 
 fn source_rules(root: &Path, _ws: &Workspace) -> Result {
@@ -312,11 +312,7 @@ fn source_rules(root: &Path, _ws: &Workspace) -> Result {
             }
         }
     }
-    if hits.is_empty() {
-        Ok(())
-    } else {
-        Err(hits.join("\n"))
-    }
+    report(hits)
 }
 
 /// A source file without its tests module (by convention the last item,
@@ -358,11 +354,7 @@ fn unsafe_code(root: &Path, ws: &Workspace) -> Result {
             ));
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
+    report(problems)
 }
 
 /// Every way a publishable member is not ready for crates.io.
@@ -408,12 +400,7 @@ pub(crate) fn publish_problems(ws: &Workspace) -> Vec<String> {
 }
 
 fn publishable(_root: &Path, ws: &Workspace) -> Result {
-    let found = publish_problems(ws);
-    if found.is_empty() {
-        Ok(())
-    } else {
-        Err(found.join("\n"))
-    }
+    report(publish_problems(ws))
 }
 
 /// `.rs` files under `dirs` (relative to `root`), skipping build output.
@@ -469,11 +456,7 @@ fn no_dbg(root: &Path, _ws: &Workspace) -> Result {
             }
         }
     }
-    if hits.is_empty() {
-        Ok(())
-    } else {
-        Err(hits.join("\n"))
-    }
+    report(hits)
 }
 
 /// Whether a crate root starts with inner docs (`//!`), allowing blank lines
@@ -498,11 +481,7 @@ fn crate_docs(root: &Path, _ws: &Workspace) -> Result {
             missing.push(format!("  {}: no //! docs", relative(root, &file)));
         }
     }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(missing.join("\n"))
-    }
+    report(missing)
 }
 
 /// The checklist items cited in `text`: `checklist N`, with lists and
