@@ -13,6 +13,7 @@ mod faults;
 mod hostile;
 mod interop;
 mod kit;
+mod listen;
 mod proto_corpus;
 mod registry;
 mod server;

@@ -1674,20 +1674,14 @@ async fn wait_for_file(path: &Path) {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn systemd_environment_errors_are_clear() {
-    assert_eq!(
-        plugin_server::listen_fds(None, None, 1).unwrap_err(),
-        SystemdError::NotActivated("LISTEN_PID")
-    );
-    assert_eq!(
-        plugin_server::listen_fds(Some("1"), Some("two"), 1)
-            .unwrap_err()
-            .to_string(),
-        "malformed LISTEN_FDS=\"two\": expected a decimal number"
-    );
+fn systemd_without_activation_is_a_clear_error() {
     // This test process was not socket-activated.
-    let e = Listener::systemd().unwrap_err();
-    assert!(matches!(e, ServeError::Systemd(_)), "{e}");
+    let e = Listener::systemd("p").unwrap_err();
+    assert!(
+        matches!(e, ServeError::Systemd(SystemdError::NotActivated(_))),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("not socket-activated"), "{e}");
 }
 
 #[tokio::test]
@@ -1746,13 +1740,25 @@ fn memvol_child() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(memvol::cli::run(args)).unwrap();
+    // What the binary prints: the error's message.
+    if let Err(e) = rt.block_on(memvol::cli::run(args)) {
+        panic!("memvol: {e}");
+    }
 }
 
-/// Starts memvol with `args` in a child process; with `fd3`, that
-/// descriptor is passed as fd 3 with `LISTEN_PID`/`LISTEN_FDS`, as systemd
-/// does.
-fn spawn_memvol(args: &[&str], fd3: Option<std::os::fd::RawFd>) -> std::process::Child {
+/// Starts memvol with `args` in a child process; `fds` are passed from
+/// fd 3 on with `LISTEN_PID`/`LISTEN_FDS` (and `LISTEN_FDNAMES` when
+/// `names` is given), as systemd does.
+fn spawn_memvol(args: &[&str], fds: &[std::os::fd::RawFd]) -> std::process::Child {
+    spawn_memvol_named(args, fds, None)
+}
+
+fn spawn_memvol_named(
+    args: &[&str],
+    fds: &[std::os::fd::RawFd],
+    names: Option<&str>,
+) -> std::process::Child {
+    use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().unwrap();
     let test = [
@@ -1761,36 +1767,53 @@ fn spawn_memvol(args: &[&str], fd3: Option<std::os::fd::RawFd>) -> std::process:
         "--nocapture",
         "--test-threads=1",
     ];
-    let mut cmd = match fd3 {
-        None => {
-            let mut c = std::process::Command::new(&exe);
-            c.args(test);
-            c
-        }
-        Some(fd) => {
-            let mut c = std::process::Command::new("/bin/sh");
-            // `exec` keeps the shell's pid, so LISTEN_PID names memvol.
-            c.arg("-c")
-                .arg(r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#)
-                .arg(&exe)
-                .args(test);
-            // SAFETY: only async-signal-safe calls between fork and exec.
-            unsafe {
-                c.pre_exec(move || {
-                    let rc = if fd == 3 {
-                        libc::fcntl(3, libc::F_SETFD, 0)
-                    } else {
-                        libc::dup2(fd, 3)
-                    };
-                    if rc < 0 {
+    // Out of the way of fd 3.. first, so that no dup2 in the child
+    // overwrites a descriptor still to be moved; closed once spawned.
+    let high: Vec<std::os::fd::OwnedFd> = fds
+        .iter()
+        .map(|&fd| {
+            use std::os::fd::FromRawFd;
+            // SAFETY: plain fcntl(2) on a descriptor the caller keeps open.
+            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100) };
+            assert!(dup >= 100, "{}", std::io::Error::last_os_error());
+            // SAFETY: `dup` is a fresh descriptor nothing else owns.
+            unsafe { std::os::fd::OwnedFd::from_raw_fd(dup) }
+        })
+        .collect();
+    let mut cmd = if fds.is_empty() {
+        let mut c = std::process::Command::new(&exe);
+        c.args(test);
+        c
+    } else {
+        let mut c = std::process::Command::new("/bin/sh");
+        // `exec` keeps the shell's pid, so LISTEN_PID names memvol.
+        c.arg("-c")
+            .arg(format!(
+                r#"LISTEN_PID=$$ LISTEN_FDS={} exec "$0" "$@""#,
+                fds.len()
+            ))
+            .arg(&exe)
+            .args(test);
+        let raw: Vec<i32> = high.iter().map(|fd| fd.as_raw_fd()).collect();
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                for (i, &fd) in raw.iter().enumerate() {
+                    // dup2 clears close-on-exec on the new descriptor.
+                    if libc::dup2(fd, 3 + i as i32) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                    Ok(())
-                });
-            }
-            c
+                }
+                Ok(())
+            });
         }
+        c
     };
+    if let Some(names) = names {
+        cmd.env("LISTEN_FDNAMES", names);
+    } else {
+        cmd.env_remove("LISTEN_FDNAMES");
+    }
     // The child's stderr is piped: only a failing child writes to it (the
     // test harness's panic report), which the tests show on failure.
     cmd.env(MEMVOL_CHILD, args.join("\x1f"))
@@ -1798,7 +1821,9 @@ fn spawn_memvol(args: &[&str], fd3: Option<std::os::fd::RawFd>) -> std::process:
         .env_remove("LISTEN_FDS")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
-    cmd.spawn().unwrap()
+    let child = cmd.spawn().unwrap();
+    drop(high);
+    child
 }
 
 /// Sends `signal` and expects a clean exit.
@@ -1841,7 +1866,7 @@ async fn memvol_binary_on_a_socket_stops_on_sigint_and_removes_it() {
             "--root",
             root.to_str().unwrap(),
         ],
-        None,
+        &[],
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::os::unix::net::UnixStream::connect(&sock).is_err() {
@@ -1883,7 +1908,7 @@ async fn memvol_binary_on_tcp_stops_on_sigterm_and_removes_its_spec() {
             "--root",
             dir.path().join("root").to_str().unwrap(),
         ],
-        None,
+        &[],
     );
     let spec = specs.join("tcpvol.json");
     wait_for_file(&spec).await;
@@ -1915,7 +1940,7 @@ async fn systemd_activation_end_to_end() {
     let root = dir.path().join("root");
     let child = spawn_memvol(
         &["--systemd", "--root", root.to_str().unwrap()],
-        Some(listener.as_raw_fd()),
+        &[listener.as_raw_fd()],
     );
     drop(listener);
     // The socket was listening before memvol started; the call waits in
@@ -1938,12 +1963,66 @@ async fn systemd_activation_end_to_end() {
 
 #[tokio::test]
 async fn memvol_binary_without_activation_fails_clearly() {
-    let child = spawn_memvol(&["--systemd"], None);
+    let child = spawn_memvol(&["--systemd"], &[]);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
     assert!(!out.status.success(), "the child test fails");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("NotActivated(\"LISTEN_PID\")"), "{stderr}");
+    assert!(
+        stderr.contains("memvol: not socket-activated: LISTEN_PID is not set"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn systemd_names_pick_the_plugins_socket() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.sock");
+    let mine = dir.path().join("sdvol.sock");
+    let l_other = std::os::unix::net::UnixListener::bind(&other).unwrap();
+    let l_mine = std::os::unix::net::UnixListener::bind(&mine).unwrap();
+    let root = dir.path().join("root");
+    // A unit passing two sockets, named as FileDescriptorName= names them.
+    let child = spawn_memvol_named(
+        &[
+            "--systemd",
+            "--name",
+            "sdvol",
+            "--root",
+            root.to_str().unwrap(),
+        ],
+        &[l_other.as_raw_fd(), l_mine.as_raw_fd()],
+        Some("other.socket:sdvol"),
+    );
+    drop((l_other, l_mine));
+    let client = unix_client(&mine);
+    let m: plugin_proto::Manifest = client.call("Plugin.Activate", None::<&()>).await.unwrap();
+    assert_eq!(m.implements, ["VolumeDriver"]);
+    // memvol is serving, so it has taken its descriptors: the other one
+    // was closed, and nothing listens on it any more.
+    let e = std::os::unix::net::UnixStream::connect(&other).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+    stop_child(child, libc::SIGTERM).await;
+}
+
+#[tokio::test]
+async fn systemd_names_that_do_not_match_the_descriptors_fail_clearly() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let l = std::os::unix::net::UnixListener::bind(dir.path().join("s.sock")).unwrap();
+    let child = spawn_memvol_named(&["--systemd"], &[l.as_raw_fd()], Some("a:memvol"));
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success(), "the child test fails");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("memvol: LISTEN_FDNAMES=\"a:memvol\" names 2 descriptors, but LISTEN_FDS=1"),
+        "{stderr}"
+    );
 }

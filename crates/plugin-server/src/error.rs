@@ -157,6 +157,13 @@ pub enum ServeError {
     /// No listener was given.
     #[error("no listener to serve on")]
     NoListener,
+    /// A [`ListenConfig`](crate::ListenConfig) whose settings contradict
+    /// each other (the message names the flags).
+    #[error("listen configuration: {0}")]
+    ListenConfig(&'static str),
+    /// The socket group names no group of this system.
+    #[error("socket group {0:?}: no such group")]
+    UnknownGroup(String),
 }
 
 impl ServeError {

@@ -16,7 +16,9 @@
 //! - listeners: a unix socket (stale sockets replaced, live ones refused),
 //!   systemd socket activation ([`Listener::systemd`]), or tcp with a
 //!   [`SpecFile`] (`.spec`, or `.json` with `TLSConfig`) and optional
-//!   rustls TLS ([`TlsConfig`]);
+//!   rustls TLS ([`TlsConfig`]); [`ListenConfig`] is all of that as one
+//!   configuration, with a `clap` derive behind the `clap` feature so a
+//!   plugin binary takes it from its command line;
 //! - shutdown on SIGINT/SIGTERM (or a future of yours): stop accepting,
 //!   finish in-flight calls within a deadline, then remove the socket and
 //!   spec files this process created, and only those (compared by inode),
@@ -66,6 +68,7 @@
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod config;
 mod error;
 mod http;
 mod listen;
@@ -84,6 +87,7 @@ pub mod network;
 pub mod volume;
 
 pub use authz::AuthzPlugin;
+pub use config::{Bound, ListenConfig};
 pub use error::{BuildError, PluginError, ServeError};
 pub use ipam::IpamDriver;
 pub use listen::{ListenAddr, Listener};
@@ -94,7 +98,7 @@ pub use plugin::{Plugin, PluginBuilder, decode_request};
 pub use reply::{CONTENT_TYPE, Reply};
 pub use serve::{DEFAULT_MAX_REQUEST_BODY, DEFAULT_SHUTDOWN_TIMEOUT, Server};
 pub use spec::SpecFile;
-pub use systemd::{LISTEN_FDS_START, SystemdError, listen_fds};
+pub use systemd::SystemdError;
 pub use tls::{TlsConfig, TlsError};
 pub use volume::VolumeDriver;
 

@@ -11,7 +11,7 @@ use std::mem;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -162,15 +162,17 @@ impl Listener {
     }
 
     /// Takes the listeners systemd passed with socket activation
-    /// (`LISTEN_PID`, `LISTEN_FDS`; descriptors from 3 on), in order.
+    /// (`LISTEN_PID`, `LISTEN_FDS`; descriptors from 3 on), in order: those
+    /// `LISTEN_FDNAMES` names `name` or `name.socket` when it names any
+    /// that way, all of them otherwise. Descriptors not taken are closed.
     ///
     /// They can be taken once per process: a second call is
     /// [`SystemdError::AlreadyTaken`](crate::SystemdError::AlreadyTaken).
     /// The variables are left in the environment (removing them is unsafe
     /// in a threaded process); the descriptors are marked close-on-exec so
     /// children do not inherit them.
-    pub fn systemd() -> Result<Vec<Listener>, ServeError> {
-        let fds = crate::systemd::take_from_env()?;
+    pub fn systemd(name: &str) -> Result<Vec<Listener>, ServeError> {
+        let fds = crate::systemd::take_from_env(name)?;
         fds.into_iter().map(Listener::from_fd).collect()
     }
 
@@ -198,6 +200,37 @@ impl Listener {
 
     pub(crate) fn is_unix(&self) -> bool {
         matches!(self.socket, Socket::Unix(_))
+    }
+
+    /// Gives the socket file this listener created to group `gid` and sets
+    /// its permission bits, as Docker's plugin helpers do for a socket
+    /// group. Nothing is changed once the path holds another file.
+    pub(crate) fn set_socket_access(
+        &self,
+        gid: Option<u32>,
+        mode: Option<u32>,
+    ) -> Result<(), ServeError> {
+        let Some(owned) = &self.owned else {
+            return Ok(());
+        };
+        let path = &owned.path;
+        if !owned.is_still_there() {
+            return Err(ServeError::io(
+                "set socket access",
+                path.clone(),
+                io::Error::other("the socket file was replaced"),
+            ));
+        }
+        if let Some(gid) = gid {
+            // lchown: a symlink swapped in is not followed.
+            std::os::unix::fs::lchown(path, None, Some(gid))
+                .map_err(|e| ServeError::io("chown socket", path.clone(), e))?;
+        }
+        if let Some(mode) = mode {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .map_err(|e| ServeError::io("chmod socket", path.clone(), e))?;
+        }
+        Ok(())
     }
 }
 
@@ -244,6 +277,11 @@ impl OwnedFile {
             path: path.to_path_buf(),
             id: FileId::of(&m),
         })
+    }
+
+    /// Whether the path still holds the file recorded.
+    fn is_still_there(&self) -> bool {
+        fs::symlink_metadata(&self.path).is_ok_and(|m| FileId::of(&m) == self.id)
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::listen::{Listener, OwnedFile, Socket};
 use crate::plugin::BoxFuture;
-use crate::{Plugin, ServeError, SpecFile, TlsConfig};
+use crate::{Bound, Plugin, ServeError, SpecFile, TlsConfig};
 
 /// How long in-flight calls may run after shutdown starts, by default.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -117,6 +117,25 @@ impl Server {
     /// runtime.
     pub async fn serve(self, listener: Listener) -> Result<(), ServeError> {
         self.serve_all(vec![listener]).await
+    }
+
+    /// Serves what [`ListenConfig::bind`](crate::ListenConfig::bind) made
+    /// until shutdown, with its spec file and TLS settings (they replace
+    /// any set with [`spec_file`](Server::spec_file) or
+    /// [`tls`](Server::tls)).
+    pub async fn serve_bound(mut self, bound: Bound) -> Result<(), ServeError> {
+        let Bound {
+            listeners,
+            spec,
+            tls,
+        } = bound;
+        if spec.is_some() {
+            self.spec = spec;
+        }
+        if tls.is_some() {
+            self.tls = tls;
+        }
+        self.serve_all(listeners).await
     }
 
     /// Serves on every listener (systemd may pass several) until shutdown.

@@ -1,18 +1,21 @@
 //! systemd socket activation (`sd_listen_fds(3)`): the service manager
 //! binds the socket (`ListenStream=/run/docker/plugins/x.sock`) and starts
 //! the plugin with the listening descriptors from fd 3 on, announced by
-//! `LISTEN_PID` (the plugin's pid) and `LISTEN_FDS` (how many).
+//! `LISTEN_PID` (the plugin's pid) and `LISTEN_FDS` (how many), and, since
+//! systemd 227, `LISTEN_FDNAMES` (a name per descriptor, colon-separated:
+//! the socket unit's `FileDescriptorName=`, by default the unit's name).
 //!
-//! [`listen_fds`] is the pure rule, testable with any values;
-//! [`Listener::systemd`](crate::Listener::systemd) applies it to this
-//! process.
+//! [`listen_fds`] and [`select_named`] are the pure rules, unit-tested with
+//! any values; [`Listener::systemd`](crate::Listener::systemd) applies them
+//! to this process. It must never take descriptors meant for another
+//! process (`LISTEN_PID` inherited from a parent).
 
 use std::ops::Range;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The first descriptor systemd passes.
-pub const LISTEN_FDS_START: RawFd = 3;
+pub(crate) const LISTEN_FDS_START: RawFd = 3;
 
 /// Why socket activation could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,11 +50,22 @@ pub enum SystemdError {
     /// The passed descriptors were already taken by an earlier call.
     #[error("the socket-activation descriptors were already taken")]
     AlreadyTaken,
+    /// `LISTEN_FDNAMES` does not name as many descriptors as `LISTEN_FDS`
+    /// passes (libsystemd refuses such names too).
+    #[error("LISTEN_FDNAMES={value:?} names {names} descriptors, but LISTEN_FDS={fds}")]
+    FdNames {
+        /// The variable's value.
+        value: String,
+        /// How many names it holds.
+        names: usize,
+        /// How many descriptors were passed.
+        fds: usize,
+    },
 }
 
 /// The descriptors passed to process `pid`, from the values of
 /// `LISTEN_PID` and `LISTEN_FDS` (`None` when unset).
-pub fn listen_fds(
+pub(crate) fn listen_fds(
     listen_pid: Option<&str>,
     listen_fds: Option<&str>,
     pid: u32,
@@ -85,17 +99,57 @@ pub fn listen_fds(
     Ok(LISTEN_FDS_START..end)
 }
 
+/// Which of `count` passed descriptors (by position) belong to plugin
+/// `name`, given the value of `LISTEN_FDNAMES` (`None` when unset).
+///
+/// Without names, all of them. With names, those named `name` (the socket
+/// unit's `FileDescriptorName=name`) or `name.socket` (systemd's default
+/// name, the unit's); when none is, all of them: a unit that names its
+/// sockets after something else still activates the plugin it starts.
+pub(crate) fn select_named(
+    names: Option<&str>,
+    count: usize,
+    name: &str,
+) -> Result<Vec<usize>, SystemdError> {
+    let Some(value) = names else {
+        return Ok((0..count).collect());
+    };
+    let names: Vec<&str> = value.split(':').collect();
+    if names.len() != count {
+        return Err(SystemdError::FdNames {
+            value: value.to_owned(),
+            names: names.len(),
+            fds: count,
+        });
+    }
+    let unit = format!("{name}.socket");
+    let picked: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n == name || **n == unit)
+        .map(|(i, _)| i)
+        .collect();
+    if picked.is_empty() {
+        return Ok((0..count).collect());
+    }
+    Ok(picked)
+}
+
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// Takes ownership of this process's activation descriptors, once.
-pub(crate) fn take_from_env() -> Result<Vec<OwnedFd>, SystemdError> {
+/// Takes ownership of this process's activation descriptors, once, and
+/// returns those [`select_named`] picks for plugin `name`; the others are
+/// closed.
+pub(crate) fn take_from_env(name: &str) -> Result<Vec<OwnedFd>, SystemdError> {
     let pid_var = std::env::var("LISTEN_PID").ok();
     let fds_var = std::env::var("LISTEN_FDS").ok();
+    let names_var = std::env::var("LISTEN_FDNAMES").ok();
     let range = listen_fds(pid_var.as_deref(), fds_var.as_deref(), std::process::id())?;
+    let picked = select_named(names_var.as_deref(), range.len(), name)?;
     if TAKEN.swap(true, Ordering::SeqCst) {
         return Err(SystemdError::AlreadyTaken);
     }
-    Ok(range
+    let all: Vec<OwnedFd> = range
         .map(|fd| {
             // Like sd_listen_fds: children must not inherit the sockets.
             // SAFETY: fcntl on a descriptor number; failure is harmless.
@@ -110,6 +164,11 @@ pub(crate) fn take_from_env() -> Result<Vec<OwnedFd>, SystemdError> {
             // only once, so nothing else owns them.
             unsafe { OwnedFd::from_raw_fd(fd) }
         })
+        .collect();
+    Ok(all
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, fd)| picked.contains(&i).then_some(fd))
         .collect())
 }
 
@@ -178,6 +237,45 @@ mod tests {
         assert_eq!(
             listen_fds(Some("8"), Some("0"), 8),
             Err(SystemdError::NoFds)
+        );
+    }
+
+    #[test]
+    fn without_names_every_descriptor_is_taken() {
+        assert_eq!(select_named(None, 3, "p"), Ok(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn names_pick_the_plugins_descriptors() {
+        assert_eq!(select_named(Some("other:p"), 2, "p"), Ok(vec![1]));
+        // systemd's default name is the socket unit's.
+        assert_eq!(select_named(Some("p.socket:x"), 2, "p"), Ok(vec![0]));
+        // A unit may pass several sockets under one name.
+        assert_eq!(select_named(Some("p:x:p"), 3, "p"), Ok(vec![0, 2]));
+        // Names are compared whole, never as prefixes.
+        assert_eq!(select_named(Some("pp:p.sock"), 2, "p"), Ok(vec![0, 1]));
+    }
+
+    #[test]
+    fn names_that_do_not_mention_the_plugin_leave_all_descriptors() {
+        assert_eq!(select_named(Some("web.socket"), 1, "p"), Ok(vec![0]));
+        assert_eq!(select_named(Some(""), 1, "p"), Ok(vec![0]));
+    }
+
+    #[test]
+    fn names_must_match_the_descriptor_count() {
+        let e = select_named(Some("a:p"), 3, "p").unwrap_err();
+        assert_eq!(
+            e,
+            SystemdError::FdNames {
+                value: "a:p".into(),
+                names: 2,
+                fds: 3
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "LISTEN_FDNAMES=\"a:p\" names 2 descriptors, but LISTEN_FDS=3"
         );
     }
 }

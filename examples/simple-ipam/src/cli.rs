@@ -1,11 +1,10 @@
-//! The `simple-ipam` command line: where to listen and which default pool
-//! to hand out, then serve until SIGINT or SIGTERM, removing the socket or
-//! spec file on the way out.
-
-use std::path::PathBuf;
+//! The `simple-ipam` command line: the plugin's name, where to listen (the
+//! kit's [`ListenConfig`]) and which default pool to hand out, then serve
+//! until SIGINT or SIGTERM, removing the socket or spec file on the way
+//! out.
 
 use clap::Parser;
-use plugin_server::{Listener, Server, SpecFile};
+use plugin_server::{ListenConfig, Server};
 
 use crate::{Cidr, SimpleIpam};
 
@@ -21,25 +20,9 @@ pub struct Args {
     #[arg(long, default_value = "10.77.0.0/16", value_parser = parse_cidr)]
     pub pool: Cidr,
 
-    /// The unix socket to listen on [default: /run/docker/plugins/NAME.sock].
-    #[arg(long, conflicts_with_all = ["tcp", "systemd"])]
-    pub socket: Option<PathBuf>,
-
-    /// Listen on tcp instead; use with --spec-dir so Docker can find it.
-    #[arg(long, value_name = "ADDR", conflicts_with = "systemd")]
-    pub tcp: Option<String>,
-
-    /// Use the sockets passed by systemd socket activation.
-    #[arg(long)]
-    pub systemd: bool,
-
-    /// Write NAME.spec (or NAME.json with --json-spec) here while serving.
-    #[arg(long, value_name = "DIR")]
-    pub spec_dir: Option<PathBuf>,
-
-    /// Write a .json spec instead of a .spec file.
-    #[arg(long, requires = "spec_dir")]
-    pub json_spec: bool,
+    /// Where to listen.
+    #[command(flatten)]
+    pub listen: ListenConfig,
 }
 
 fn parse_cidr(s: &str) -> Result<Cidr, String> {
@@ -50,24 +33,9 @@ fn parse_cidr(s: &str) -> Result<Cidr, String> {
 /// Runs simple-ipam until a signal arrives. Must be called inside a tokio
 /// runtime.
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let listeners = if args.systemd {
-        Listener::systemd()?
-    } else if let Some(addr) = &args.tcp {
-        vec![Listener::tcp(addr.as_str())?]
-    } else {
-        vec![match &args.socket {
-            Some(path) => Listener::unix(path)?,
-            None => Listener::plugin_socket(&args.name)?,
-        }]
-    };
-    let mut server = Server::new(SimpleIpam::new(args.pool).plugin()?);
-    if let Some(dir) = &args.spec_dir {
-        server = server.spec_file(if args.json_spec {
-            SpecFile::json(dir, &args.name)
-        } else {
-            SpecFile::spec(dir, &args.name)
-        });
-    }
-    server.serve_all(listeners).await?;
+    let bound = args.listen.bind(&args.name)?;
+    Server::new(SimpleIpam::new(args.pool).plugin()?)
+        .serve_bound(bound)
+        .await?;
     Ok(())
 }
