@@ -210,7 +210,7 @@ mod tests {
             paths(&[("ROOTLESSKIT_STATE_DIR", ""), ("HOME", "/home/u")], None),
             p(&["/etc/docker/plugins", "/usr/lib/docker/plugins"])
         );
-        assert_eq!(DEFAULT_SOCKET_DIR, "/run/docker/plugins");
+        assert_eq!(crate::DEFAULT_SOCKET_DIR, "/run/docker/plugins");
     }
 
     #[test]
