@@ -1,6 +1,6 @@
-//! Interoperability with real peers (issue 10): Docker Engine 20.10
-//! (`dockerd` and the `docker` CLI) and rclone's volume plugin (`rclone
-//! serve docker`).
+//! Interoperability with real peers (issues 10 and 15): Docker Engine
+//! 20.10 (`dockerd` and the `docker` CLI), podman 4 (a second engine) and
+//! rclone's volume plugin (`rclone serve docker`).
 //!
 //! - [`wire`]: the exact bytes dockerd sends to a v1 volume plugin, kept as
 //!   test vectors and replayed to our example plugin;
@@ -9,11 +9,15 @@
 //! - [`dockerd_memvol`]: dockerd (engine side) against our example plugin
 //!   `memvol`, on a unix socket, on tcp with a `.spec` and with a `.json`;
 //! - [`stale`]: a dead socket in `/run/docker/plugins`, `docker volume ls`
-//!   against our `get_all`.
+//!   against our `get_all`;
+//! - [`podman`]: the exact bytes podman sends (test vectors, replayed to
+//!   memvol), and podman against memvol, errors included.
 //!
 //! Each test starts its own peers on private paths and its guards stop them
 //! and remove what they put in the host's plugin directories, even when the
-//! test fails. dockerd always reads `/run/docker/plugins` and
+//! test fails (podman runs entirely in a private directory, with no
+//! daemon; its guard also checks it left no process behind). dockerd
+//! always reads `/run/docker/plugins` and
 //! `/etc/docker/plugins`, so every test that starts one holds
 //! [`harness::HOST_DIRS`]. A missing peer skips a test with a note, except
 //! under CI (`CI=true`), where it fails it.
@@ -24,6 +28,7 @@
 mod dockerd_memvol;
 mod harness;
 mod memvol;
+mod podman;
 mod rclone;
 mod stale;
 mod wire;

@@ -148,6 +148,26 @@ fn flags_fill_the_configuration() {
 }
 
 #[test]
+fn the_example_plugins_take_the_kit_s_flags() {
+    let flags = ["--tcp", "127.0.0.1:0", "--spec-dir", "/d", "--json-spec"];
+    let kit = listen(&flags);
+    let memvol = memvol::cli::Args::try_parse_from(["memvol"].iter().chain(&flags)).unwrap();
+    assert_eq!(memvol.listen, kit);
+    assert_eq!(memvol.name, "memvol");
+    let ipam = simple_ipam::cli::Args::try_parse_from(
+        ["simple-ipam", "--pool", "10.1.0.0/16"]
+            .iter()
+            .chain(&flags),
+    )
+    .unwrap();
+    assert_eq!(ipam.listen, kit);
+    assert_eq!(ipam.name, "simple-ipam");
+    let e = simple_ipam::cli::Args::try_parse_from(["simple-ipam", "--tcp", "x", "--systemd"])
+        .unwrap_err();
+    assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+}
+
+#[test]
 fn conflicting_flags_are_refused_by_the_parser() {
     let refused = |args: &[&str], kind: clap::error::ErrorKind| {
         let e = parse(args).expect_err("refused");

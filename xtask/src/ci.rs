@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: the checks of `.ci/run`, in the same order, stopping at
 //! the first failure. Keep the two lists identical. The one difference:
-//! `.ci/run` installs the interop peers (dockerd, rclone) when root; this
-//! task only reports them missing.
+//! `.ci/run` installs the interop peers (dockerd, rclone, podman) when
+//! root; this task only reports them missing.
 
 use crate::{Result, cmd, tidy};
 
@@ -62,7 +62,7 @@ const STEPS: &[Step] = &[
 ];
 
 /// The programs the interop tests drive (`tests/it/interop`).
-const INTEROP_PEERS: &[&str] = &["dockerd", "docker", "rclone"];
+const INTEROP_PEERS: &[&str] = &["dockerd", "docker", "rclone", "podman"];
 
 /// `.ci/run` installs the interop peers with apt when it runs as root; a
 /// developer's machine is left alone, so only say what is missing.
@@ -76,7 +76,8 @@ fn check_interop_peers() {
     if !missing.is_empty() {
         eprintln!(
             "{} missing: interop tests will skip (fail under CI=true); .ci/run installs them \
-             with `apt-get install docker.io rclone`",
+             with `apt-get install docker.io rclone` and `apt-get install --no-install-recommends \
+             podman`",
             missing.join(", ")
         );
     }

@@ -52,10 +52,17 @@ pub(crate) struct Workspace {
 pub(crate) const PUBLISH_FIELDS: [&str; 4] = ["description", "license", "readme", "repository"];
 
 impl Workspace {
-    /// Runs `cargo metadata` for the whole workspace, every platform.
+    /// Runs `cargo metadata` for the whole workspace, every platform and
+    /// every feature (an optional dependency breaks a rule as much as any).
     pub(crate) fn load() -> Result<Workspace> {
         let out = cmd::output(cmd::cargo(
-            &["metadata", "--format-version", "1", "--locked"],
+            &[
+                "metadata",
+                "--format-version",
+                "1",
+                "--locked",
+                "--all-features",
+            ],
             &[],
         ))?;
         if !out.status.success() {

@@ -72,8 +72,8 @@ pub struct ListenConfig {
     )]
     pub socket: Option<PathBuf>,
 
-    /// The directory of the plugin's socket, NAME.sock; Docker looks for
-    /// plugin sockets in /run/docker/plugins.
+    /// The directory of the plugin's socket, NAME.sock (Docker finds
+    /// plugins by name in its default).
     #[cfg_attr(
         feature = "clap",
         arg(long, value_name = "DIR", default_value = DEFAULT_SOCKET_DIR, conflicts_with_all = ["tcp", "systemd"])

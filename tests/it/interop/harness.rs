@@ -62,9 +62,9 @@ pub(crate) fn require(test: &str, bins: &[&str]) -> Option<Vec<PathBuf>> {
     assert!(
         !under_ci(),
         "{test}: {why}, and CI=true: the interop suite must not be skipped \
-         (.ci/run installs docker.io and rclone)"
+         (.ci/run installs docker.io, rclone and podman)"
     );
-    eprintln!("SKIP {test}: {why} (install docker.io and rclone to run it)");
+    eprintln!("SKIP {test}: {why} (install docker.io, rclone and podman to run it)");
     None
 }
 
@@ -108,6 +108,29 @@ pub(crate) async fn run(mut cmd: Command) -> Output {
         .await
         .expect("blocking task")
         .unwrap_or_else(|e| panic!("run {what}: {e}"))
+}
+
+/// The stdout of `program args`, after asserting it succeeded; a failure
+/// shows both outputs and `context`.
+fn success_stdout<S: AsRef<OsStr>>(
+    program: &str,
+    args: &[S],
+    out: &Output,
+    context: &str,
+) -> String {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        out.status.success(),
+        "{program} {} failed ({}):\nstdout: {}\nstderr: {}\n{context}",
+        shown.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 // ---------------------------------------------------------------------------
@@ -234,20 +257,8 @@ impl Dockerd {
     /// Runs `docker <args>`, asserts success and returns stdout.
     pub(crate) async fn docker_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
         let out = self.docker(args).await;
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            out.status.success(),
-            "docker {} failed ({}):\nstdout: {}\nstderr: {}\ndockerd log tail:\n{}",
-            shown.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log_tail()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let log = format!("dockerd log tail:\n{}", self.log_tail());
+        success_stdout("docker", args, &out, &log)
     }
 
     /// The daemon's `dockerd --version` line, as the API reports it
@@ -462,6 +473,166 @@ impl Drop for HostPluginFiles {
         for d in &self.dirs {
             // Only if empty: something else may have put files there since.
             let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// podman
+// ---------------------------------------------------------------------------
+
+/// podman with everything of its own under a private directory: storage
+/// (`--root`, `--runroot`, vfs), its `containers.conf` (cgroupfs, file
+/// events and file locks, so nothing lands in journald or `/dev/shm`), its
+/// database, temporary and volume directories, and the volume plugins it
+/// knows (`[engine.volume_plugins]`: podman does no discovery). podman
+/// needs no daemon: every command is a short-lived process.
+///
+/// Dropping it kills any process still running from its directory (none
+/// should: [`Podman::leftovers`] lets a test assert that) and removes the
+/// directory.
+pub(crate) struct Podman {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    /// Whether podman's default shared-memory lock file existed before.
+    shm_lock_existed: bool,
+}
+
+/// Where podman keeps its locks by default (`lock_type = "shm"`).
+const PODMAN_SHM_LOCK: &str = "/dev/shm/libpod_lock";
+
+impl Podman {
+    /// A podman knowing volume plugin `name` at unix socket `socket`.
+    pub(crate) fn new(bin: &Path, plugins: &[(&str, &Path)]) -> Podman {
+        let dir = short_tempdir("pm");
+        let d = dir.path();
+        let mut conf = format!(
+            "[engine]\n\
+             cgroup_manager = \"cgroupfs\"\n\
+             events_logger = \"file\"\n\
+             events_logfile_path = \"{d}/events.log\"\n\
+             lock_type = \"file\"\n\
+             tmp_dir = \"{d}/tmp\"\n\
+             static_dir = \"{d}/static\"\n\
+             volume_path = \"{d}/volumes\"\n\
+             \n[engine.volume_plugins]\n",
+            d = d.display()
+        );
+        for (name, socket) in plugins {
+            conf.push_str(&format!("{name} = \"{}\"\n", socket.display()));
+        }
+        fs::write(d.join("containers.conf"), conf).expect("write containers.conf");
+        fs::write(
+            d.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{d}/root\"\nrunroot = \"{d}/run\"\n",
+                d = d.display()
+            ),
+        )
+        .expect("write storage.conf");
+        fs::create_dir(d.join("home")).expect("mkdir home");
+        Podman {
+            bin: bin.to_path_buf(),
+            dir,
+            shm_lock_existed: Path::new(PODMAN_SHM_LOCK).exists(),
+        }
+    }
+
+    /// The podman CLI on this private setup, ready to run.
+    pub(crate) fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
+        let d = self.dir.path();
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .env("CONTAINERS_STORAGE_CONF", d.join("storage.conf"))
+            .env("HOME", d.join("home"))
+            .env_remove("CONTAINER_HOST")
+            .env_remove("CONTAINER_CONNECTION")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `podman <args>`.
+    pub(crate) async fn podman<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        run(self.command(args)).await
+    }
+
+    /// Runs `podman <args>`, asserts success and returns stdout.
+    pub(crate) async fn podman_ok<S: AsRef<OsStr>>(&self, args: &[S]) -> String {
+        let out = self.podman(args).await;
+        success_stdout("podman", args, &out, "")
+    }
+
+    /// `podman version`'s client version (`4.3.1`).
+    pub(crate) async fn version(&self) -> String {
+        let v = self
+            .podman_ok(&["version", "--format", "{{.Client.Version}}"])
+            .await;
+        v.trim().to_owned()
+    }
+
+    /// What podman left outside its commands: processes still running
+    /// with this setup's directory in their command line (a conmon or a
+    /// service would be), mounts under it, and a shared-memory lock file.
+    pub(crate) fn leftovers(&self) -> Vec<String> {
+        let d = self.dir.path().to_string_lossy().into_owned();
+        let mut found: Vec<String> = processes_mentioning(&d)
+            .into_iter()
+            .map(|(pid, cmdline)| format!("process {pid}: {cmdline}"))
+            .collect();
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        found.extend(
+            mounts
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|m| m.starts_with(&d))
+                .map(|m| format!("mount {m}")),
+        );
+        if !self.shm_lock_existed && Path::new(PODMAN_SHM_LOCK).exists() {
+            found.push(PODMAN_SHM_LOCK.to_owned());
+        }
+        found
+    }
+}
+
+/// `(pid, command line)` of every process whose command line contains
+/// `needle`, except this one.
+fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
+    let me = std::process::id() as i32;
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter_map(|pid| {
+            let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+            cmdline.contains(needle).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let d = self.dir.path().to_string_lossy().into_owned();
+        for (pid, _) in processes_mentioning(&d) {
+            // SAFETY: plain kill(2); the process runs from our directory.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if m.starts_with(&d)
+                && let Ok(c) = std::ffi::CString::new(m)
+            {
+                // SAFETY: `c` is a valid NUL-terminated path.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Group 4: the exact bytes dockerd 20.10 sends to a v1 volume plugin.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use plugin_proto::volume::{
 };
 use plugin_proto::{Call, MEDIA_TYPE, decode_request, encode_request};
 use plugin_tests::server::{FakePlugin, Recorded, Reply, Script};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -92,7 +93,7 @@ pub(crate) fn fake_volume_driver() -> Script {
 }
 
 /// Stands for the (per-run) plugin name in the recorded commands.
-const PLUGIN: &str = "<plugin>";
+pub(crate) const PLUGIN: &str = "<plugin>";
 
 /// The docker commands whose plugin traffic is recorded, in order.
 const COMMANDS: &[&[&str]] = &[
@@ -135,6 +136,27 @@ pub(crate) struct Command {
 
 pub(crate) fn vectors_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("it/interop/dockerd-20.10-volume-requests.json")
+}
+
+/// The whole requests, as text for a vectors file.
+pub(crate) fn raw_texts(reqs: &[Recorded]) -> Vec<String> {
+    reqs.iter()
+        .map(|r| String::from_utf8(r.raw.clone()).unwrap())
+        .collect()
+}
+
+/// With `INTEROP_BLESS` set, writes `live` to the vectors file at `path`
+/// and returns `None`; otherwise returns the committed vectors.
+pub(crate) fn bless_or_load<T: Serialize + DeserializeOwned>(path: &Path, live: &T) -> Option<T> {
+    if std::env::var_os("INTEROP_BLESS").is_some() {
+        let text = serde_json::to_string_pretty(live).unwrap() + "\n";
+        std::fs::write(path, text).unwrap();
+        eprintln!("wrote {}", path.display());
+        return None;
+    }
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read the test vectors {}: {e}", path.display()));
+    Some(serde_json::from_str(&text).expect("parse the test vectors"))
 }
 
 pub(crate) fn load_vectors() -> Vectors {
@@ -301,20 +323,13 @@ async fn dockerd_request_bytes() {
             .iter()
             .map(|(cmd, reqs)| Command {
                 docker: cmd.iter().map(|a| (*a).to_owned()).collect(),
-                requests: reqs
-                    .iter()
-                    .map(|r| String::from_utf8(r.raw.clone()).unwrap())
-                    .collect(),
+                requests: raw_texts(reqs),
             })
             .collect(),
     };
-    if std::env::var_os("INTEROP_BLESS").is_some() {
-        let text = serde_json::to_string_pretty(&live).unwrap() + "\n";
-        std::fs::write(vectors_path(), text).unwrap();
-        eprintln!("wrote {}", vectors_path().display());
+    let Some(vectors) = bless_or_load(&vectors_path(), &live) else {
         return;
-    }
-    let vectors = load_vectors();
+    };
     if vectors.dockerd == version {
         assert_eq!(
             live, vectors,
@@ -370,6 +385,29 @@ async fn read_response(s: &mut tokio::net::UnixStream) -> (u16, String, String) 
     (status, head, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// Sends each command's recorded requests byte for byte, on a keep-alive
+/// connection of its own as the engine does, to the plugin at `socket`;
+/// returns each request's path and the reply `(status, head, body)`.
+pub(crate) async fn replay<'a>(
+    socket: &Path,
+    commands: impl IntoIterator<Item = &'a [String]>,
+) -> Vec<(String, (u16, String, String))> {
+    use tokio::io::AsyncWriteExt;
+    let mut replies = Vec::new();
+    for requests in commands {
+        let mut conn = tokio::net::UnixStream::connect(socket).await.unwrap();
+        for raw in requests {
+            conn.write_all(raw.as_bytes()).await.unwrap();
+            let reply = tokio::time::timeout(Duration::from_secs(5), read_response(&mut conn))
+                .await
+                .unwrap_or_else(|_| panic!("the plugin did not answer {raw:?}"));
+            let path = raw.split(' ').nth(1).unwrap().to_owned();
+            replies.push((path, reply));
+        }
+    }
+    replies
+}
+
 /// Group 4, plugin side: the recorded dockerd requests, replayed byte for
 /// byte to memvol on one keep-alive connection per command as dockerd
 /// sends them (empty `Host` header included), are all served. Each gets
@@ -378,7 +416,6 @@ async fn read_response(s: &mut tokio::net::UnixStream) -> (u16, String, String) 
 /// (500 `{"Err":"no such volume: v1"}`), as dockerd expects.
 #[tokio::test]
 async fn memvol_accepts_dockerd_bytes() {
-    use tokio::io::AsyncWriteExt;
     let vectors = load_vectors();
     let dir = tempfile::Builder::new()
         .prefix("rp")
@@ -386,18 +423,7 @@ async fn memvol_accepts_dockerd_bytes() {
         .unwrap();
     let socket = dir.path().join("memvol.sock");
     let memvol = Memvol::start(Serve::Unix(&socket)).await;
-    let mut replies = Vec::new();
-    for cmd in &vectors.commands {
-        let mut conn = tokio::net::UnixStream::connect(&socket).await.unwrap();
-        for raw in &cmd.requests {
-            conn.write_all(raw.as_bytes()).await.unwrap();
-            let reply = tokio::time::timeout(Duration::from_secs(5), read_response(&mut conn))
-                .await
-                .unwrap_or_else(|_| panic!("memvol did not answer {raw:?}"));
-            let path = raw.split(' ').nth(1).unwrap().to_owned();
-            replies.push((path, reply));
-        }
-    }
+    let replies = replay(&socket, vectors.commands.iter().map(|c| &c.requests[..])).await;
     let statuses: Vec<(&str, u16)> = replies.iter().map(|(p, r)| (p.as_str(), r.0)).collect();
     assert_eq!(
         statuses,
