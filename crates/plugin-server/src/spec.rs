@@ -205,6 +205,32 @@ mod tests {
     }
 
     #[test]
+    fn contents_read_back_as_written() {
+        let tcp = ListenAddr::Tcp("127.0.0.1:8080".parse().unwrap());
+        let kinds = ["VolumeDriver".to_owned()];
+        let spec = SpecFile::spec("/d", "p");
+        let address = spec.address(&tcp, false).unwrap();
+        let text = spec.content(&address, &kinds).unwrap();
+        assert_eq!(
+            text, b"tcp://127.0.0.1:8080\n",
+            "a .spec holds the address only"
+        );
+
+        let tls = TlsOptions::with_ca_file("/ca.pem").client_cert("/c.pem", "/k.pem");
+        let json = SpecFile::json("/d", "p").client_tls(tls.clone());
+        let address = json.address(&tcp, true).unwrap();
+        let read = plugin_proto::parse_json_spec(&json.content(&address, &kinds).unwrap()).unwrap();
+        assert_eq!(read.address.as_str(), "https://127.0.0.1:8080");
+        assert_eq!(read.tls, Some(tls));
+        assert_eq!(read.implements.as_deref(), Some(&kinds[..]));
+
+        // Docker trims a .spec: an advertised address it would misread is refused.
+        let padded = SpecFile::spec("/d", "p").advertise("unix:///run/p.sock ");
+        let address = padded.address(&tcp, false).unwrap();
+        assert!(padded.content(&address, &kinds).is_err());
+    }
+
+    #[test]
     fn paths() {
         assert_eq!(SpecFile::spec("/d", "p").path(), Path::new("/d/p.spec"));
         assert_eq!(SpecFile::json("/d", "p").path(), Path::new("/d/p.json"));
