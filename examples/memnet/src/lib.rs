@@ -22,6 +22,8 @@
 //! **What it must never do:** create, move or configure a real interface,
 //! or change anything on the host.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 

@@ -1,6 +1,8 @@
 //! `memnet`: the in-memory network driver plugin. See the library documentation;
 //! `memnet --help` lists the options.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

@@ -27,6 +27,8 @@
 //! **What it must never do:** allow a call a rule denies, or fail (rather
 //! than decide) on a request it does not understand.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::str::FromStr;
 

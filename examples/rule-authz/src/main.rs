@@ -1,6 +1,8 @@
 //! `rule-authz`: the rule-based authorization plugin. See the library documentation;
 //! `rule-authz --help` lists the options.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

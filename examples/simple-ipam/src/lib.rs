@@ -31,6 +31,8 @@
 //! only reads the route table), or answer a request without a subnet with
 //! a pool that overlaps one it has handed out.
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
