@@ -167,7 +167,7 @@ async fn stale_socket_docker_volume_ls_vs_get_all() {
              dockerd retries the refused socket's handshake (attempts at about 0, 1, 3,\n\
              7 and 15 s) before giving up on it; `get_all` never retries a refused or\n\
              missing unix socket (see the divergence table).\n\n\
-             Reproduce (root, `dockerd` and `docker` installed):\n\n\
+             Reproduce (root; `dockerd`, `docker` and `unshare` installed):\n\n\
              ```sh\n{COMMAND}\n```\n",
             date = today(),
             docker_stale = secs(docker_stale),
