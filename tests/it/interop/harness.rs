@@ -168,7 +168,7 @@ fn success_stdout<S: AsRef<OsStr>>(
 /// directories in a mount namespace of its own ([`Isolation`]). It is
 /// always started isolated: a dockerd reading the host's plugin
 /// directories would see other processes' plugins (another test run's
-/// volumes, a stale socket it retries for 15 s) and show them ours.
+/// volumes, a stale socket it retries for 15 s) beside the test's.
 ///
 /// Dropping it stops it (SIGTERM; once it logs `Daemon shutdown complete`
 /// the process only lingers for grpc reconnect timeouts, so it is then
@@ -188,8 +188,9 @@ pub(crate) struct Dockerd {
 /// `spec_dir`, and `/usr/lib/docker/plugins` (if the host has it) is an
 /// empty tmpfs. So it sees only the plugins the test serves, and nothing
 /// the test does shows in the host's directories: the mounts vanish with
-/// the namespace, and no mount point is made on the host (only
-/// `/run/docker` and `/etc/docker` themselves, if the host lacks them).
+/// the namespace, and no mount point is made on the host (the host's
+/// `/run/docker` and `/etc/docker` are made only if missing, see
+/// [`ISOLATION_PARENTS`]).
 #[derive(Debug)]
 pub(crate) struct Isolation<'a> {
     /// What dockerd sees as `/run/docker/plugins`.
