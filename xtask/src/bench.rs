@@ -124,6 +124,9 @@ struct Case {
     once: Vec<Peer>,
     /// Run the peers side by side in one round (long idle waits).
     parallel: bool,
+    /// The peers are plugin servers: each round runs `bench-raw serve
+    /// --server <peer's program>`, the same load client for all (P10).
+    server: bool,
     figures: Vec<Figure>,
 }
 
@@ -195,6 +198,7 @@ fn cases(o: &Options) -> Vec<Case> {
         extra: BTreeMap::new(),
         once: Vec::new(),
         parallel: false,
+        server: false,
         figures,
     };
     let rate_figs = |goal_rate: Goal, goal_cpu: Goal| {
@@ -366,6 +370,30 @@ fn cases(o: &Options) -> Vec<Case> {
         idle.parallel = true;
         v.push(idle);
     }
+    for (title, conc) in [
+        ("plugin side: VolumeDriver.Get, sequential", "1"),
+        ("plugin side: VolumeDriver.Get, 16 connections", "16"),
+    ] {
+        let mut p10 = base(
+            "P10",
+            title,
+            u,
+            "serve",
+            &["--conc", conc, "--secs", &secs],
+            &both,
+            vec![
+                fig("calls_per_sec", "requests/s", Goal::RatioAtLeast(2.0)),
+                fig(
+                    "server_cpu_us_per_call",
+                    "server CPU µs/request",
+                    Goal::RatioAtMost(0.5),
+                ),
+                fig("server_rss_kib", "server RSS KiB", Goal::None),
+            ],
+        );
+        p10.server = true;
+        v.push(p10);
+    }
     if let Some(only) = &o.only {
         v.retain(|c| only.iter().any(|id| id == c.id));
     }
@@ -389,15 +417,23 @@ impl Setup {
     }
 
     fn command(&self, peer: Peer, case: &Case) -> Command {
+        let program = if case.server {
+            self.program(Peer::Raw)
+        } else {
+            self.program(peer)
+        };
         let mut c = if case.mode == Mode::Pinned {
             let mut c = Command::new("taskset");
-            c.args(["-c", "0"]).arg(self.program(peer));
+            c.args(["-c", "0"]).arg(program);
             c
         } else {
-            Command::new(self.program(peer))
+            Command::new(program)
         };
-        c.arg(case.scenario)
-            .arg("--tree")
+        c.arg(case.scenario);
+        if case.server {
+            c.arg("--server").arg(self.program(peer));
+        }
+        c.arg("--tree")
             .arg(&self.tree)
             .args(&case.args)
             .args(case.extra.get(&peer).into_iter().flatten())
@@ -486,7 +522,7 @@ fn build_go(target: &Path) -> Result {
     let mut c = Command::new("go");
     c.args(["build", "-o"])
         .arg(go.join("go-peer"))
-        .arg("main.go")
+        .args(["main.go", "plugin_server.go"])
         .current_dir(root().join("bench/go-peer"))
         .env("GO111MODULE", "off")
         .env("GOPATH", gopath)

@@ -7,6 +7,14 @@
 //!
 //! Prints the same JSON line as `bench-rust` (`calls_per_sec`,
 //! `cpu_us_per_call`).
+//!
+//! `bench-raw serve --server PROG --conc N --secs S --tree DIR` is P10's
+//! load client, the same for every plugin server: it starts `PROG
+//! plugin-serve --socket …` (our `bench-rust` or the Go driver), sends
+//! `Plugin.Activate` once, then `VolumeDriver.Get` from `--conc` threads,
+//! each on its own kept-alive connection, and reports the requests per
+//! second, the server's CPU per request (`/proc/<pid>/stat`, user +
+//! system) and the server's RSS at the end.
 
 // Results go to stdout as one JSON line for the xtask.
 #![allow(clippy::print_stdout)]
@@ -23,6 +31,10 @@ use plugin_bench::{Args, BoxError, ECHO_METHOD, Report, Tree, cpu_time, echo_bod
 fn main() -> Result<(), BoxError> {
     let args = Args::from_env()?;
     let tree = args.tree()?;
+    if args.scenario() == "serve" {
+        println!("{}", serve(&args, &tree)?.to_json());
+        return Ok(());
+    }
     let size: usize = args.num("size", 50)?;
     let transport = args.str_or("transport", "unix").to_owned();
     let secs = args.secs()?;
@@ -146,6 +158,14 @@ impl Conn {
 
     /// One exchange: write the request, read the head, then the body.
     fn call(&mut self, request: &[u8], size: usize) -> Result<(), BoxError> {
+        if self.exchange(request)? != size {
+            return Err("unexpected reply".into());
+        }
+        Ok(())
+    }
+
+    /// Writes `request`, reads a `200` reply; returns its body length.
+    fn exchange(&mut self, request: &[u8]) -> Result<usize, BoxError> {
         self.write_all(request)?;
         let mut have = 0;
         let head_end = loop {
@@ -158,13 +178,13 @@ impl Conn {
             }
         };
         let len = content_length(&self.buf[..head_end]).ok_or("no Content-Length")?;
-        if !self.buf[..head_end].starts_with(b"HTTP/1.1 200") || len != size {
+        if !self.buf[..head_end].starts_with(b"HTTP/1.1 200") {
             return Err("unexpected reply".into());
         }
         while have < head_end + len {
             have += self.read(have)?;
         }
-        Ok(())
+        Ok(len)
     }
 }
 
@@ -253,4 +273,140 @@ fn first_get(tree: &Tree, count: usize) -> Result<Report, BoxError> {
     Ok(Report::new()
         .num("p50_us", plugin_bench::quantile(&mut times, 0.5))
         .num("p90_us", plugin_bench::quantile(&mut times, 0.9)))
+}
+
+/// P10: one plugin server under the same load. See the module docs.
+fn serve(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
+    use plugin_bench::{SERVE_BODY, SERVE_METHOD, SERVE_MOUNT_PREFIX};
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+
+    let program = args.str("server")?;
+    let callers: usize = args.num("conc", 1)?;
+    let secs = args.secs()?;
+    let socket = tree
+        .root()
+        .join(format!("serve-{}.sock", std::process::id()));
+    let mut server = Command::new(program)
+        .args(["plugin-serve", "--tree"])
+        .arg(tree.root())
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let pid = server.id();
+    let mut line = String::new();
+    if let Some(out) = server.stdout.take() {
+        std::io::BufReader::new(out).read_line(&mut line)?;
+    }
+    if line.trim() != "ready" {
+        let _ = server.kill();
+        let _ = server.wait();
+        return Err(format!("{program} did not start: {line:?}").into());
+    }
+    let result = (|| -> Result<Report, BoxError> {
+        let mut request = format!(
+            "POST /{SERVE_METHOD} HTTP/1.1\r\nHost: plugin.moby.localhost\r\n\
+             User-Agent: Go-http-client/1.1\r\nContent-Length: {}\r\n\
+             Accept: application/vnd.docker.plugins.v1.2+json\r\n\r\n",
+            SERVE_BODY.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(SERVE_BODY);
+        let activate = b"POST /Plugin.Activate HTTP/1.1\r\nHost: plugin.moby.localhost\r\n\
+            User-Agent: Go-http-client/1.1\r\nContent-Length: 0\r\n\
+            Accept: application/vnd.docker.plugins.v1.2+json\r\n\r\n";
+        let connect = || -> Result<Conn, BoxError> {
+            Ok(Conn {
+                stream: Stream::Unix(UnixStream::connect(&socket)?),
+                buf: vec![0; 4096],
+            })
+        };
+        connect()?.exchange(activate)?;
+        // Both servers must answer the same body, or the comparison is off.
+        let expected = format!(
+            "{{\"Volume\":{{\"Name\":\"bench-volume\",\"Mountpoint\":\"{SERVE_MOUNT_PREFIX}bench-volume\"}}}}\n"
+        );
+        {
+            let mut c = connect()?;
+            let len = c.exchange(&request)?;
+            let head = find(&c.buf, b"\r\n\r\n").ok_or("no reply head")? + 4;
+            if &c.buf[head..head + len] != expected.as_bytes() {
+                return Err(format!(
+                    "{program}: unexpected reply {:?}",
+                    String::from_utf8_lossy(&c.buf[head..head + len])
+                )
+                .into());
+            }
+        }
+        let request = Arc::new(request);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counting = Arc::new(AtomicBool::new(false));
+        let calls = Arc::new(AtomicU64::new(0));
+        let mut threads = Vec::new();
+        for _ in 0..callers {
+            let mut conn = connect()?;
+            let (request, stop, counting, calls) = (
+                request.clone(),
+                stop.clone(),
+                counting.clone(),
+                calls.clone(),
+            );
+            threads.push(std::thread::spawn(move || -> Result<(), String> {
+                while !stop.load(Ordering::Relaxed) {
+                    conn.exchange(&request).map_err(|e| e.to_string())?;
+                    if counting.load(Ordering::Relaxed) {
+                        calls.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(())
+            }));
+        }
+        std::thread::sleep(secs / 5);
+        let (start, cpu) = (Instant::now(), process_cpu(pid)?);
+        counting.store(true, Ordering::Relaxed);
+        std::thread::sleep(secs);
+        counting.store(false, Ordering::Relaxed);
+        let (wall, cpu) = (start.elapsed(), process_cpu(pid)? - cpu);
+        let rss = process_rss_kib(pid)?;
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().map_err(|_| "caller thread panicked")??;
+        }
+        let calls = calls.load(Ordering::Relaxed) as f64;
+        Ok(Report::new()
+            .num("calls", calls)
+            .num("calls_per_sec", calls / wall.as_secs_f64())
+            .num("server_cpu_us_per_call", cpu.as_secs_f64() * 1e6 / calls)
+            .num("server_rss_kib", rss as f64))
+    })();
+    drop(server.stdin.take());
+    let _ = server.wait();
+    let _ = std::fs::remove_file(&socket);
+    result
+}
+
+/// User + system CPU of process `pid` so far (`/proc/<pid>/stat`, clock
+/// ticks).
+fn process_cpu(pid: u32) -> Result<Duration, BoxError> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may
+    // contain spaces: state is field 3, utime 14 and stime 15.
+    let rest = stat.rsplit_once(')').ok_or("bad /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).ok_or("bad /proc stat")?.parse::<u64>()?
+        + fields.get(12).ok_or("bad /proc stat")?.parse::<u64>()?;
+    // /proc counts in USER_HZ, 100 on every Linux architecture's ABI.
+    Ok(Duration::from_millis(ticks * 10))
+}
+
+/// Resident set size of process `pid` in KiB (`VmRSS`).
+fn process_rss_kib(pid: u32) -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| "no VmRSS".into())
 }

@@ -15,6 +15,7 @@
 //! | `first-get-parts` | the same without the registry, each step timed (diagnostics) | `*_p50_us` |
 //! | `herd` | `--callers` concurrent `get`s of one name | `handshakes`, `ms` |
 //! | `idle` | activates 1,000 plugins, measures RSS, idles `--idle-secs` | `rss_*`, `sockets_*` |
+//! | `plugin-serve` | the plugin side of P10: `plugin-server` answering `VolumeDriver.Get` on `--socket`, until stdin closes (driven by `bench-raw serve`) | `ready` once listening |
 //! | `encode` | no IO: the request encoding and reply decoding of `seq` alone, and a vectorised Go-style string writer for comparison (diagnostics for P3; no `--tree`) | `*_us` |
 //!
 //! The runtime is tokio's multi-threaded one (`--runtime current` for the
@@ -28,16 +29,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use plugin_bench::{
-    Args, BoxError, ECHO_METHOD, Echo, KIND, MANY_SOCKETS, Report, STATS_METHOD, Tree, cpu_time,
-    many_name, quantile, rate, spec_name,
+    Args, BoxError, ECHO_METHOD, Echo, KIND, MANY_SOCKETS, Report, SERVE_MOUNT_PREFIX,
+    STATS_METHOD, Tree, cpu_time, many_name, quantile, rate, spec_name,
 };
 use plugin_registry::client::{Client, NO_ARGS};
 use plugin_registry::discovery::LocalRegistry;
 use plugin_registry::{Policy, Registry};
+use plugin_server::volume::{self, VolumeDriver};
+use plugin_server::{Listener, Plugin, PluginError, Server};
 
 fn main() -> Result<(), BoxError> {
     let args = Args::from_env()?;
     plugin_bench::raise_nofile();
+    if args.scenario() == "plugin-serve" {
+        return plugin_serve(&args);
+    }
     let rt = match args.str_or("runtime", "multi") {
         "multi" => tokio::runtime::Builder::new_multi_thread(),
         "current" => tokio::runtime::Builder::new_current_thread(),
@@ -462,4 +468,69 @@ fn write_go_string(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// The plugin of P10: a volume driver that answers `Get` with the volume
+/// asked for, mounted under [`SERVE_MOUNT_PREFIX`], as a plugin author
+/// would write it with `plugin-server`.
+struct BenchVolumes;
+
+impl VolumeDriver for BenchVolumes {
+    async fn create(&self, _: volume::CreateRequest) -> Result<(), PluginError> {
+        Err(PluginError::new("read-only"))
+    }
+    async fn remove(&self, _: volume::RemoveRequest) -> Result<(), PluginError> {
+        Err(PluginError::new("read-only"))
+    }
+    async fn path(&self, _: volume::PathRequest) -> Result<volume::PathResponse, PluginError> {
+        Err(PluginError::new("not mounted"))
+    }
+    async fn mount(&self, _: volume::MountRequest) -> Result<volume::MountResponse, PluginError> {
+        Err(PluginError::new("read-only"))
+    }
+    async fn unmount(&self, _: volume::UnmountRequest) -> Result<(), PluginError> {
+        Err(PluginError::new("not mounted"))
+    }
+    async fn get(&self, req: volume::GetRequest) -> Result<volume::GetResponse, PluginError> {
+        Ok(volume::GetResponse {
+            volume: Some(volume::Volume {
+                mountpoint: format!("{SERVE_MOUNT_PREFIX}{}", req.name),
+                name: req.name,
+                ..volume::Volume::default()
+            }),
+            ..volume::GetResponse::default()
+        })
+    }
+    async fn list(&self) -> Result<volume::ListResponse, PluginError> {
+        Ok(volume::ListResponse::default())
+    }
+}
+
+/// Serves [`BenchVolumes`] on `--socket` with tokio's default
+/// multi-threaded runtime (what `#[tokio::main]` gives a plugin), prints
+/// `ready` once the socket listens, and stops when stdin closes.
+fn plugin_serve(args: &Args) -> Result<(), BoxError> {
+    let socket = args.str("socket")?.to_owned();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = Listener::unix(&socket)?;
+        let plugin = Plugin::builder().volume(BenchVolumes).build()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            let _ = tx.send(());
+        });
+        println!("ready");
+        Server::new(plugin)
+            .handle_signals(false)
+            .shutdown_timeout(Duration::from_secs(1))
+            .shutdown_on(async move {
+                let _ = rx.await;
+            })
+            .serve(listener)
+            .await?;
+        Ok(())
+    })
 }
