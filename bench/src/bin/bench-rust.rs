@@ -312,9 +312,13 @@ async fn herd(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
     }
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let handshakes = activations(tree).await? - before;
+    // Each spawned task carries a `get` future: its size is copied into
+    // every task (diagnostics for P8).
+    let future_bytes = std::mem::size_of_val(&registry.get(&many_name(0), KIND));
     Ok(Report::new()
         .num("handshakes", handshakes as f64)
-        .num("ms", ms))
+        .num("ms", ms)
+        .num("get_future_bytes", future_bytes as f64))
 }
 
 async fn idle(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
