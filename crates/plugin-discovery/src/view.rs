@@ -6,11 +6,14 @@
 //! a file, before that call returns. Every [`DirView::scan`] and
 //! [`DirView::plugin`] first drains the queue (one non-blocking `read`), so
 //! a change that completed before the call began is always seen, and any
-//! event at all drops everything kept. What inotify cannot vouch for is
-//! never kept: if a directory could not be watched, or a symbolic link
-//! (whose target may live anywhere) sits where a lookup or scan would
-//! follow it, calls read the disk as [`LocalRegistry`] does, until the
-//! next change lets the view try again. Without inotify (another OS, or
+//! event at all drops everything kept. Watches are added before anything
+//! is read: the directories themselves when the view starts (or the
+//! nearest existing parent of a missing one), a plugin's own subdirectory
+//! (`<dir>/<name>/`) at its first lookup, every subdirectory at the first
+//! scan. What inotify cannot vouch for is never kept: an answer that
+//! involved a symbolic link (whose target may live anywhere) or a
+//! directory that could not be watched is read from the disk again at
+//! every call, as [`LocalRegistry`] does. Without inotify (another OS, or
 //! `inotify_init` failing) the view always reads through.
 
 use std::collections::HashMap;
@@ -50,8 +53,8 @@ struct State {
     watch: Option<watch::Watch>,
     /// inotify failed: read through from now on.
     unwatchable: bool,
-    /// The watches cover everything the answers depend on.
-    trusted: bool,
+    /// The directories (or the parents of missing ones) are watched.
+    roots: bool,
     scan: Option<Vec<String>>,
     plugins: HashMap<String, Option<PluginSpec>>,
 }
@@ -75,14 +78,18 @@ impl DirView {
     /// last scan.
     pub fn scan(&self) -> Result<Vec<String>, DiscoveryError> {
         let mut state = self.fresh();
-        if !state.trusted {
-            return self.local.scan();
-        }
         if let Some(names) = &state.scan {
             return Ok(names.clone());
         }
+        let covered = state.roots
+            && state
+                .watch
+                .as_mut()
+                .is_some_and(|w| w.cover_scan(&self.local));
         let names = self.local.scan()?;
-        state.scan = Some(names.clone());
+        if covered {
+            state.scan = Some(names.clone());
+        }
         Ok(names)
     }
 
@@ -90,14 +97,18 @@ impl DirView {
     /// `name` was last looked up.
     pub fn plugin(&self, name: &str) -> Result<PluginSpec, DiscoveryError> {
         let mut state = self.fresh();
-        if !state.trusted {
-            return self.local.plugin(name);
-        }
         if let Some(kept) = state.plugins.get(name) {
             return kept.clone().ok_or_else(|| DiscoveryError::not_found(name));
         }
+        let covered = state.roots
+            && crate::name::validate(name).is_ok()
+            && state
+                .watch
+                .as_mut()
+                .is_some_and(|w| w.cover_name(&self.local, name));
         let result = self.local.plugin(name);
         let keep = match &result {
+            _ if !covered => None,
             Ok(spec) => Some(Some(spec.clone())),
             Err(e) if e.is_not_found() => Some(None),
             Err(_) => None,
@@ -111,10 +122,10 @@ impl DirView {
         result
     }
 
-    /// Whether answers are currently kept (the directories are watched and
-    /// nothing inotify cannot see is involved). For diagnostics.
+    /// Whether the directories are watched, so answers that involve no
+    /// symbolic link are kept. For diagnostics.
     pub fn is_watching(&self) -> bool {
-        self.fresh().trusted
+        self.fresh().roots
     }
 
     /// The state with every change that happened so far accounted for.
@@ -133,16 +144,16 @@ impl DirView {
             // Watches first, then any reading: a change after this point
             // is queued and seen by the next call.
             match watch::Watch::establish(&self.local) {
-                Ok((w, trusted)) => {
+                Ok((w, roots)) => {
                     state.watch = Some(w);
-                    state.trusted = trusted;
+                    state.roots = roots;
                 }
                 Err(e) => {
                     tracing::debug!(
                         "cannot watch plugin directories, reading them every time: {e}"
                     );
                     state.watch = None;
-                    state.trusted = false;
+                    state.roots = false;
                     state.unwatchable = true;
                 }
             }
@@ -183,62 +194,89 @@ mod watch {
     }
 
     impl Watch {
-        /// A fresh inotify instance watching the directories and their
-        /// subdirectories (lookups and scans go one level down). `Err`
-        /// only when inotify itself is unavailable; the flag says whether
-        /// the watches cover everything.
+        /// A fresh inotify instance watching the directories. `Err` only
+        /// when inotify itself is unavailable; the flag says whether every
+        /// directory (or the nearest parent of a missing one) is watched.
         pub(super) fn establish(local: &LocalRegistry) -> io::Result<(Watch, bool)> {
             let mut w = Watch {
                 inotify: Inotify::init()?,
                 buf: vec![0; 4096],
             };
-            let mut trusted = true;
-            let roots =
-                std::iter::once(local.socket_dir()).chain(local.spec_dirs().iter().map(|p| &**p));
-            for root in roots {
-                trusted &= w.watch_root(root);
+            let mut all = true;
+            for root in roots(local) {
+                all &= w.watch_root(root);
             }
-            Ok((w, trusted))
+            Ok((w, all))
         }
 
-        fn add(&mut self, dir: &Path) -> io::Result<()> {
-            self.inotify.watches().add(dir, mask()).map(drop)
+        fn add(&mut self, dir: &Path) -> bool {
+            self.inotify.watches().add(dir, mask()).is_ok()
         }
 
-        /// Watches `root` and its subdirectories; `false` when something
-        /// cannot be covered.
         fn watch_root(&mut self, root: &Path) -> bool {
-            if fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink()) {
+            if is_symlink(root) {
                 return false;
             }
-            match self.add(root) {
-                Ok(()) => {}
+            match self.inotify.watches().add(root, mask()) {
+                Ok(_) => true,
                 // A missing directory may appear: watch the nearest
-                // existing ancestor for it.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return root
-                        .ancestors()
-                        .skip(1)
-                        .find(|a| a.is_dir())
-                        .is_some_and(|a| self.add(a).is_ok());
-                }
-                Err(_) => return false,
+                // existing parent for it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => root
+                    .ancestors()
+                    .skip(1)
+                    .find(|a| a.is_dir())
+                    .is_some_and(|a| self.add(a)),
+                Err(_) => false,
             }
-            let Ok(entries) = fs::read_dir(root) else {
-                return false;
-            };
-            for entry in entries {
-                let Ok(entry) = entry else { return false };
-                match entry.file_type() {
-                    Ok(t) if t.is_symlink() => return false,
-                    Ok(t) if t.is_dir() => {
-                        let sub = entry.path();
-                        if self.add(&sub).is_err() || !no_symlinks_in(&sub) {
+        }
+
+        /// Before a lookup of `name`: watches its subdirectories
+        /// (`<dir>/<name>/`); `false` if one cannot be watched or a
+        /// candidate path is a symbolic link.
+        pub(super) fn cover_name(&mut self, local: &LocalRegistry, name: &str) -> bool {
+            for root in roots(local) {
+                let sub = root.join(name);
+                match fs::symlink_metadata(&sub) {
+                    Ok(m) if m.is_dir() => {
+                        if !self.add(&sub) {
                             return false;
                         }
                     }
-                    Ok(_) => {}
+                    Ok(m) if m.file_type().is_symlink() => return false,
+                    _ => {}
+                }
+            }
+            local.candidates(name).all(|(path, _)| !is_symlink(&path))
+        }
+
+        /// Before a scan: watches every subdirectory; `false` if one
+        /// cannot be read or watched, or a socket a scan would follow
+        /// (`<sockets>/<d>/<d>.sock`) is a symbolic link. (The scan itself
+        /// never follows any other link: it goes by `readdir` types and,
+        /// in spec subdirectories, by names.)
+        pub(super) fn cover_scan(&mut self, local: &LocalRegistry) -> bool {
+            for root in roots(local) {
+                let entries = match fs::read_dir(root) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                     Err(_) => return false,
+                };
+                for entry in entries {
+                    let Ok(entry) = entry else { return false };
+                    if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        continue;
+                    }
+                    let sub = entry.path();
+                    if !self.add(&sub) {
+                        return false;
+                    }
+                    if root == local.socket_dir() {
+                        let mut file = entry.file_name();
+                        file.push(".sock");
+                        if is_symlink(&sub.join(file)) {
+                            return false;
+                        }
+                    }
                 }
             }
             true
@@ -257,12 +295,12 @@ mod watch {
         }
     }
 
-    fn no_symlinks_in(dir: &Path) -> bool {
-        fs::read_dir(dir).is_ok_and(|entries| {
-            entries
-                .into_iter()
-                .all(|e| e.and_then(|e| e.file_type()).is_ok_and(|t| !t.is_symlink()))
-        })
+    fn roots(local: &LocalRegistry) -> impl Iterator<Item = &Path> {
+        std::iter::once(local.socket_dir()).chain(local.spec_dirs().iter().map(|p| &**p))
+    }
+
+    fn is_symlink(path: &Path) -> bool {
+        fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
     }
 }
 
@@ -283,6 +321,14 @@ mod watch {
 
         pub(super) fn drain(&mut self) -> io::Result<bool> {
             Ok(true)
+        }
+
+        pub(super) fn cover_name(&mut self, _: &LocalRegistry, _: &str) -> bool {
+            false
+        }
+
+        pub(super) fn cover_scan(&mut self, _: &LocalRegistry) -> bool {
+            false
         }
     }
 }
