@@ -236,14 +236,13 @@ mod watch {
         pub(super) fn cover_name(&mut self, local: &LocalRegistry, name: &str) -> bool {
             for root in roots(local) {
                 let sub = root.join(name);
-                match fs::symlink_metadata(&sub) {
-                    Ok(m) if m.is_dir() => {
-                        if !self.add(&sub) {
-                            return false;
-                        }
-                    }
-                    Ok(m) if m.file_type().is_symlink() => return false,
-                    _ => {}
+                let covered = match fs::symlink_metadata(&sub) {
+                    Ok(m) if m.is_dir() => self.add(&sub),
+                    Ok(m) => !m.file_type().is_symlink(),
+                    Err(_) => true,
+                };
+                if !covered {
+                    return false;
                 }
             }
             local.candidates(name).all(|(path, _)| !is_symlink(&path))
