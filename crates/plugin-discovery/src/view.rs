@@ -170,21 +170,38 @@ mod watch {
 
     use inotify::{Inotify, WatchMask};
 
-    use crate::LocalRegistry;
+    use crate::{LocalRegistry, SourceKind};
 
-    /// Everything that changes what a scan or lookup sees. Opening and
-    /// reading (our own scans) are left out, or the view would invalidate
-    /// itself.
-    fn mask() -> WatchMask {
+    // What changes what a scan or lookup sees. Opening and reading (our own
+    // scans) are left out, or the view would invalidate itself. Events on
+    // a directory's entries (MODIFY, CLOSE_WRITE, ATTRIB) make the kernel
+    // flag every cached child (`fsnotify_set_children_dentry_flags`), a
+    // walk of 11,000 entries on a large spec directory; so the directories
+    // are watched for entries coming and going only, a kept spec file for
+    // its content and mode, and each directory's own mode through its
+    // parent.
+
+    /// The socket and spec directories: entries created, removed, renamed;
+    /// the directory itself removed or renamed.
+    fn dir_mask() -> WatchMask {
         WatchMask::CREATE
             | WatchMask::DELETE
             | WatchMask::MOVED_FROM
             | WatchMask::MOVED_TO
-            | WatchMask::MODIFY
-            | WatchMask::CLOSE_WRITE
-            | WatchMask::ATTRIB
             | WatchMask::DELETE_SELF
             | WatchMask::MOVE_SELF
+            | WatchMask::MASK_ADD
+    }
+
+    /// A directory's parent (its entries are the directories: few), and a
+    /// plugin's own subdirectory (small): everything.
+    fn full_mask() -> WatchMask {
+        dir_mask() | WatchMask::MODIFY | WatchMask::CLOSE_WRITE | WatchMask::ATTRIB
+    }
+
+    /// A kept spec file: its content and mode.
+    fn file_mask() -> WatchMask {
+        WatchMask::MODIFY | WatchMask::CLOSE_WRITE | WatchMask::ATTRIB | WatchMask::MASK_ADD
     }
 
     #[derive(Debug)]
@@ -209,24 +226,23 @@ mod watch {
             Ok((w, all))
         }
 
-        fn add(&mut self, dir: &Path) -> bool {
-            self.inotify.watches().add(dir, mask()).is_ok()
+        fn add(&mut self, path: &Path, mask: WatchMask) -> bool {
+            self.inotify.watches().add(path, mask).is_ok()
         }
 
         fn watch_root(&mut self, root: &Path) -> bool {
             if is_symlink(root) {
                 return false;
             }
-            match self.inotify.watches().add(root, mask()) {
+            // The nearest existing parent: the directory's own mode, its
+            // replacement, or a missing directory appearing.
+            let parent = root.ancestors().skip(1).find(|a| a.is_dir());
+            if !parent.is_some_and(|a| self.add(a, full_mask())) {
+                return false;
+            }
+            match self.inotify.watches().add(root, dir_mask()) {
                 Ok(_) => true,
-                // A missing directory may appear: watch the nearest
-                // existing parent for it.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => root
-                    .ancestors()
-                    .skip(1)
-                    .find(|a| a.is_dir())
-                    .is_some_and(|a| self.add(a)),
-                Err(_) => false,
+                Err(e) => e.kind() == io::ErrorKind::NotFound,
             }
         }
 
@@ -237,7 +253,7 @@ mod watch {
             for root in roots(local) {
                 let sub = root.join(name);
                 let covered = match fs::symlink_metadata(&sub) {
-                    Ok(m) if m.is_dir() => self.add(&sub),
+                    Ok(m) if m.is_dir() => self.add(&sub, full_mask()),
                     Ok(m) => !m.file_type().is_symlink(),
                     Err(_) => true,
                 };
@@ -245,7 +261,16 @@ mod watch {
                     return false;
                 }
             }
-            local.candidates(name).all(|(path, _)| !is_symlink(&path))
+            // A spec file that may be read is watched for its content.
+            local
+                .candidates(name)
+                .all(|(path, kind)| match fs::symlink_metadata(&path) {
+                    Ok(m) if m.file_type().is_symlink() => false,
+                    Ok(m) if m.is_file() && kind != SourceKind::Socket => {
+                        self.add(&path, file_mask())
+                    }
+                    _ => true,
+                })
         }
 
         /// Before a scan: watches every subdirectory; `false` if one
@@ -266,7 +291,7 @@ mod watch {
                         continue;
                     }
                     let sub = entry.path();
-                    if !self.add(&sub) {
+                    if !self.add(&sub, full_mask()) {
                         return false;
                     }
                     if root == local.socket_dir() {
