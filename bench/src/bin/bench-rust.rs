@@ -307,8 +307,11 @@ async fn herd(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
             tokio::spawn(async move { registry.get(&many_name(0), KIND).await.map(|_| ()) })
         })
         .collect();
+    let spawned_ms = start.elapsed().as_secs_f64() * 1e3;
+    let mut first_ms = None;
     for t in tasks {
         t.await??;
+        first_ms.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e3);
     }
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let handshakes = activations(tree).await? - before;
@@ -318,6 +321,8 @@ async fn herd(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
     Ok(Report::new()
         .num("handshakes", handshakes as f64)
         .num("ms", ms)
+        .num("spawned_ms", spawned_ms)
+        .num("first_done_ms", first_ms.unwrap_or(ms))
         .num("get_future_bytes", future_bytes as f64))
 }
 
