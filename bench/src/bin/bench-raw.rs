@@ -288,7 +288,12 @@ fn serve(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
         .root()
         .join(format!("serve-{}.sock", std::process::id()));
     let mut server = Command::new(program)
-        .args(["plugin-serve", "--tree"])
+        .args([
+            "plugin-serve",
+            "--runtime",
+            args.str_or("runtime", "multi"),
+            "--tree",
+        ])
         .arg(tree.root())
         .arg("--socket")
         .arg(&socket)

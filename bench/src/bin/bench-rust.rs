@@ -524,9 +524,12 @@ impl VolumeDriver for BenchVolumes {
 /// `ready` once the socket listens, and stops when stdin closes.
 fn plugin_serve(args: &Args) -> Result<(), BoxError> {
     let socket = args.str("socket")?.to_owned();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = match args.str_or("runtime", "multi") {
+        "multi" => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()?;
     rt.block_on(async move {
         let listener = Listener::unix(&socket)?;
         let plugin = Plugin::builder().volume(BenchVolumes).build()?;
