@@ -16,6 +16,7 @@
 //! second, the server's CPU per request (`/proc/<pid>/stat`, user +
 //! system) and the server's RSS at the end.
 
+#![forbid(unsafe_code)]
 // Results go to stdout as one JSON line for the xtask.
 #![allow(clippy::print_stdout)]
 
