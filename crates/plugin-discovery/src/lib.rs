@@ -75,9 +75,9 @@ use plugin_proto::{Address, SpecContent, TlsOptions, parse_json_spec, parse_spec
 pub use dirs::{specs_paths, specs_paths_from};
 pub use error::{DiscoveryError, DiscoveryErrorKind, FileKind};
 pub use explain::{Candidate, Explanation, Finding};
-pub use view::DirView;
 /// The default directories, defined once in `plugin-proto` for both sides.
 pub use plugin_proto::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS};
+pub use view::DirView;
 
 use error::Repr;
 
