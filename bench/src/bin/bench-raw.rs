@@ -210,12 +210,30 @@ fn conc(
     callers: usize,
     secs: Duration,
 ) -> Result<Report, BoxError> {
+    let conns = (0..callers)
+        .map(|_| Conn::open(tree, transport))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (calls, wall, cpu) = drive(conns, request, Some(size), secs, || Ok(cpu_time()))?;
+    Ok(rate(Report::new(), calls, wall, cpu))
+}
+
+/// One blocking caller thread per connection, each sending `request` in
+/// a loop (and checking the reply's length when `size` is given): `secs
+/// / 5` of warm-up, then the calls made during `secs` are counted, with
+/// `cpu` (a CPU-time clock) read around them. Returns the calls, the wall
+/// time and the CPU time.
+fn drive(
+    conns: Vec<Conn>,
+    request: &Arc<Vec<u8>>,
+    size: Option<usize>,
+    secs: Duration,
+    cpu: impl Fn() -> Result<Duration, BoxError>,
+) -> Result<(u64, Duration, Duration), BoxError> {
     let stop = Arc::new(AtomicBool::new(false));
     let counting = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
     let mut threads = Vec::new();
-    for _ in 0..callers {
-        let mut conn = Conn::open(tree, transport)?;
+    for mut conn in conns {
         let (request, stop, counting, calls) = (
             request.clone(),
             stop.clone(),
@@ -224,7 +242,10 @@ fn conc(
         );
         threads.push(std::thread::spawn(move || -> Result<(), String> {
             while !stop.load(Ordering::Relaxed) {
-                conn.call(&request, size).map_err(|e| e.to_string())?;
+                let len = conn.exchange(&request).map_err(|e| e.to_string())?;
+                if size.is_some_and(|s| s != len) {
+                    return Err("unexpected reply".into());
+                }
                 if counting.load(Ordering::Relaxed) {
                     calls.fetch_add(1, Ordering::Relaxed);
                 }
@@ -233,21 +254,17 @@ fn conc(
         }));
     }
     std::thread::sleep(secs / 5);
-    let (start, cpu) = (Instant::now(), cpu_time());
+    let (start, cpu_before) = (Instant::now(), cpu()?);
     counting.store(true, Ordering::Relaxed);
     std::thread::sleep(secs);
     counting.store(false, Ordering::Relaxed);
-    let (wall, cpu) = (start.elapsed(), cpu_time() - cpu);
+    let measured = cpu().map(|after| (start.elapsed(), after - cpu_before));
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().map_err(|_| "caller thread panicked")??;
     }
-    Ok(rate(
-        Report::new(),
-        calls.load(Ordering::Relaxed),
-        wall,
-        cpu,
-    ))
+    let (wall, cpu) = measured?;
+    Ok((calls.load(Ordering::Relaxed), wall, cpu))
 }
 
 /// The ceiling of P7: connect to a fresh socket of the "many" tree, send
@@ -346,41 +363,12 @@ fn serve(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
                 .into());
             }
         }
-        let request = Arc::new(request);
-        let stop = Arc::new(AtomicBool::new(false));
-        let counting = Arc::new(AtomicBool::new(false));
-        let calls = Arc::new(AtomicU64::new(0));
-        let mut threads = Vec::new();
-        for _ in 0..callers {
-            let mut conn = connect()?;
-            let (request, stop, counting, calls) = (
-                request.clone(),
-                stop.clone(),
-                counting.clone(),
-                calls.clone(),
-            );
-            threads.push(std::thread::spawn(move || -> Result<(), String> {
-                while !stop.load(Ordering::Relaxed) {
-                    conn.exchange(&request).map_err(|e| e.to_string())?;
-                    if counting.load(Ordering::Relaxed) {
-                        calls.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Ok(())
-            }));
-        }
-        std::thread::sleep(secs / 5);
-        let (start, cpu) = (Instant::now(), process_cpu(pid)?);
-        counting.store(true, Ordering::Relaxed);
-        std::thread::sleep(secs);
-        counting.store(false, Ordering::Relaxed);
-        let (wall, cpu) = (start.elapsed(), process_cpu(pid)? - cpu);
+        let conns = (0..callers)
+            .map(|_| connect())
+            .collect::<Result<Vec<_>, _>>()?;
+        let (calls, wall, cpu) = drive(conns, &Arc::new(request), None, secs, || process_cpu(pid))?;
         let rss = process_rss_kib(pid)?;
-        stop.store(true, Ordering::Relaxed);
-        for t in threads {
-            t.join().map_err(|_| "caller thread panicked")??;
-        }
-        let calls = calls.load(Ordering::Relaxed) as f64;
+        let calls = calls as f64;
         Ok(Report::new()
             .num("calls", calls)
             .num("calls_per_sec", calls / wall.as_secs_f64())
