@@ -294,6 +294,63 @@ async fn the_socket_is_given_its_group_and_mode() {
     assert_eq!(meta.gid(), unsafe { libc::getegid() });
 }
 
+/// The socket appears under its name only once it listens, with its group
+/// and mode already set: an engine that connects the moment it sees the
+/// file (an inotify watch, Docker's lookup) is never refused and never
+/// finds the wrong access bits. Nothing of the staging is left behind.
+#[test]
+fn a_socket_appears_only_once_it_listens_with_its_access_set() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        let sock = dir.path().join(format!("p{i}.sock"));
+        let seen = sock.clone();
+        // Polls as fast as it can, and connects at first sight.
+        let engine = std::thread::spawn(move || {
+            loop {
+                if let Ok(meta) = std::fs::symlink_metadata(&seen) {
+                    let mode = meta.permissions().mode() & 0o7777;
+                    return (
+                        mode,
+                        std::os::unix::net::UnixStream::connect(&seen).map(drop),
+                    );
+                }
+                std::hint::spin_loop();
+            }
+        });
+        let bound = listen(&["--socket", sock.to_str().unwrap(), "--socket-mode", "600"])
+            .bind("p")
+            .unwrap();
+        let (mode, connected) = engine.join().unwrap();
+        assert_eq!(mode, 0o600, "round {i}: seen before its mode was set");
+        connected.unwrap_or_else(|e| panic!("round {i}: refused at first sight: {e}"));
+        drop(bound);
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// A live socket another process put at the path is never replaced, even
+/// if it appears between the kit's check and its publishing the socket.
+#[test]
+fn a_live_socket_at_the_path_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("busy.sock");
+    let other = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let ino = std::fs::symlink_metadata(&sock).unwrap().ino();
+    let err = plugin_server::Listener::unix(&sock).unwrap_err();
+    assert!(matches!(err, ServeError::SocketInUse(_)), "{err}");
+    assert_eq!(std::fs::symlink_metadata(&sock).unwrap().ino(), ino);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no staging file left"
+    );
+    drop(other);
+}
+
 #[test]
 fn bad_settings_bind_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -280,9 +280,7 @@ impl ListenConfig {
                 Some(path) => path.clone(),
                 None => self.socket_dir.join(format!("{name}.sock")),
             };
-            let l = Listener::unix(&path)?;
-            l.set_socket_access(gid, mode)?;
-            vec![l]
+            vec![Listener::unix_with_access(&path, gid, mode)?]
         };
         Ok(Bound {
             listeners,

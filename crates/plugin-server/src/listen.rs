@@ -14,6 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use plugin_proto::DEFAULT_SOCKET_DIR;
 
@@ -68,8 +69,23 @@ impl Listener {
     ///   serving, which is [`ServeError::SocketInUse`].
     /// - Anything else at the path (a regular file, a directory, a
     ///   symlink) is [`ServeError::NotASocket`] and is left alone.
+    /// - The socket is bound and listening under a temporary name beside
+    ///   `path` and then renamed into place, so an engine that sees the file
+    ///   appear (Docker's lookup, an inotify watch) never finds a socket
+    ///   that refuses connections, which would cost it a retry (a second in
+    ///   Docker's schedule).
     pub fn unix(path: impl AsRef<Path>) -> Result<Listener, ServeError> {
-        let path = path.as_ref();
+        Listener::unix_with_access(path.as_ref(), None, None)
+    }
+
+    /// [`Listener::unix`], with the socket's group and mode set before it
+    /// is published under `path`, so no engine connects before the access
+    /// rules hold.
+    pub(crate) fn unix_with_access(
+        path: &Path,
+        gid: Option<u32>,
+        mode: Option<u32>,
+    ) -> Result<Listener, ServeError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && !dir.exists()
         {
@@ -99,8 +115,29 @@ impl Listener {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(ServeError::io("inspect socket path", path.to_path_buf(), e)),
         }
-        let listener = UnixListener::bind(path)
+        // Short (a unix socket path has ~108 bytes), unique within the
+        // process, and not a name Docker lists (`.sock`, `.spec`, `.json`).
+        static STAGED: AtomicU64 = AtomicU64::new(0);
+        let staging = path.with_file_name(format!(
+            ".{}-{}.tmp",
+            std::process::id(),
+            STAGED.fetch_add(1, Ordering::Relaxed)
+        ));
+        // A staging file left by a crashed earlier process of the same id.
+        let _ = fs::remove_file(&staging);
+        let listener = UnixListener::bind(&staging)
             .map_err(|e| ServeError::io("bind unix socket", path.to_path_buf(), e))?;
+        // A hard link publishes the socket without replacing anything: a
+        // socket another process put at `path` since the probe above is
+        // left alone (rename would silently replace it).
+        let published = set_access(&staging, gid, mode).and_then(|()| {
+            fs::hard_link(&staging, path).map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => ServeError::SocketInUse(path.to_path_buf()),
+                _ => ServeError::io("move socket into place", path.to_path_buf(), e),
+            })
+        });
+        let _ = fs::remove_file(&staging);
+        published?;
         let owned = OwnedFile::record(path)
             .map_err(|e| ServeError::io("inspect new socket", path.to_path_buf(), e))?;
         listener
@@ -179,6 +216,11 @@ impl Listener {
     /// The bound address.
     pub fn local_addr(&self) -> io::Result<ListenAddr> {
         match &self.socket {
+            // The kernel knows the socket by the staging name it was bound
+            // to; engines know it by the name it was published under.
+            Socket::Unix(_) if self.owned.is_some() => {
+                Ok(ListenAddr::Unix(self.socket_path().map(Path::to_path_buf)))
+            }
             Socket::Unix(l) => Ok(ListenAddr::Unix(
                 l.local_addr()?.as_pathname().map(Path::to_path_buf),
             )),
@@ -201,37 +243,21 @@ impl Listener {
     pub(crate) fn is_unix(&self) -> bool {
         matches!(self.socket, Socket::Unix(_))
     }
+}
 
-    /// Gives the socket file this listener created to group `gid` and sets
-    /// its permission bits, as Docker's plugin helpers do for a socket
-    /// group. Nothing is changed once the path holds another file.
-    pub(crate) fn set_socket_access(
-        &self,
-        gid: Option<u32>,
-        mode: Option<u32>,
-    ) -> Result<(), ServeError> {
-        let Some(owned) = &self.owned else {
-            return Ok(());
-        };
-        let path = &owned.path;
-        if !owned.is_still_there() {
-            return Err(ServeError::io(
-                "set socket access",
-                path.clone(),
-                io::Error::other("the socket file was replaced"),
-            ));
-        }
-        if let Some(gid) = gid {
-            // lchown: a symlink swapped in is not followed.
-            std::os::unix::fs::lchown(path, None, Some(gid))
-                .map_err(|e| ServeError::io("chown socket", path.clone(), e))?;
-        }
-        if let Some(mode) = mode {
-            fs::set_permissions(path, fs::Permissions::from_mode(mode))
-                .map_err(|e| ServeError::io("chmod socket", path.clone(), e))?;
-        }
-        Ok(())
+/// Gives the socket file at `path` to group `gid` and sets its permission
+/// bits, as Docker's plugin helpers do for a socket group.
+fn set_access(path: &Path, gid: Option<u32>, mode: Option<u32>) -> Result<(), ServeError> {
+    if let Some(gid) = gid {
+        // lchown: a symlink swapped in is not followed.
+        std::os::unix::fs::lchown(path, None, Some(gid))
+            .map_err(|e| ServeError::io("chown socket", path.to_path_buf(), e))?;
     }
+    if let Some(mode) = mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| ServeError::io("chmod socket", path.to_path_buf(), e))?;
+    }
+    Ok(())
 }
 
 /// Plugin names become file names: refuse what would leave the directory.
@@ -277,11 +303,6 @@ impl OwnedFile {
             path: path.to_path_buf(),
             id: FileId::of(&m),
         })
-    }
-
-    /// Whether the path still holds the file recorded.
-    fn is_still_there(&self) -> bool {
-        fs::symlink_metadata(&self.path).is_ok_and(|m| FileId::of(&m) == self.id)
     }
 }
 
