@@ -871,3 +871,395 @@ async fn probing_many_plugins_on_a_terminal_shows_a_progress_line_on_stderr_only
         "no progress line off a terminal: {stderr:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// watch
+// ---------------------------------------------------------------------------
+
+/// A writer the test reads while `watch` is still writing to it.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Shared {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Budget for one expected event: a few rescan intervals.
+const EVENT_BUDGET: Duration = Duration::from_secs(3);
+
+/// A running `watch`'s output, read line by line.
+struct Stream {
+    out: Shared,
+    err: Shared,
+    next: usize,
+}
+
+impl Stream {
+    /// Waits until `watch` says what it watches (its watches are in place).
+    async fn ready(&self) {
+        let start = Instant::now();
+        while !self.err.text().contains("watching ") {
+            assert!(
+                start.elapsed() < EVENT_BUDGET,
+                "watch never started: {}",
+                self.err.text()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The next line, parsed as JSON.
+    async fn next(&mut self) -> Value {
+        let start = Instant::now();
+        loop {
+            let text = self.out.text();
+            if let Some(line) = text.lines().nth(self.next).filter(|_| text.ends_with('\n')) {
+                self.next += 1;
+                return serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            }
+            assert!(
+                start.elapsed() < EVENT_BUDGET,
+                "no event after line {} within {EVENT_BUDGET:?}:\n{text}",
+                self.next
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The next line, which must be `event` about `name`.
+    async fn expect(&mut self, event: &str, name: &str) -> Value {
+        let e = self.next().await;
+        assert_eq!(
+            (e["event"].as_str(), e["name"].as_str()),
+            (Some(event), Some(name)),
+            "{e}\nall output:\n{}",
+            self.out.text()
+        );
+        e
+    }
+}
+
+/// Runs `plugctl watch --json [--interval 100ms] EXTRA…` on `tree` while
+/// `script` runs; `script` returning stops the watch, which must exit 0.
+async fn watching<F, Fut>(tree: &PluginTree, extra: &[&str], script: F)
+where
+    F: FnOnce(Stream) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (out, err) = (Shared::default(), Shared::default());
+    let stream = Stream {
+        out: out.clone(),
+        err: err.clone(),
+        next: 0,
+    };
+    let mut argv: Vec<String> = [
+        "plugctl",
+        "--socket-dir",
+        tree.socket_dir().to_str().unwrap(),
+        "--spec-dir",
+        tree.spec_dir(0).to_str().unwrap(),
+        "--spec-dir",
+        tree.spec_dir(1).to_str().unwrap(),
+        "--timeout",
+        "200ms",
+        "watch",
+        "--json",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    if !extra.contains(&"--interval") {
+        argv.extend(["--interval".to_owned(), "100ms".to_owned()]);
+    }
+    argv.extend(extra.iter().map(|s| (*s).to_owned()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (mut stdin, mut stdout, mut stderr) = (&b""[..], out.clone(), err.clone());
+    let mut io = plugctl::Io {
+        stdin: &mut stdin,
+        stdout: &mut stdout,
+        stderr: &mut stderr,
+        stdout_terminal: false,
+        stderr_terminal: false,
+    };
+    let watch = plugctl::run_until(argv, &mut io, async {
+        let _ = stop_rx.await;
+    });
+    let script = async {
+        script(stream).await;
+        let _ = stop_tx.send(());
+    };
+    let (exit, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(watch, script)
+    })
+    .await
+    .expect("the watch did not end when stopped");
+    assert_eq!(exit, Exit::Ok, "stderr: {}", err.text());
+}
+
+#[tokio::test]
+async fn watch_streams_plugins_appearing_going_stale_and_vanishing() {
+    let owner = PluginTree::new();
+    let tree = &owner;
+    let web = FakePlugin::builder()
+        .activate(&["NetworkDriver"])
+        .tcp()
+        .await;
+    tree.write_spec(0, "web", &web.address());
+    watching(tree, &[], |mut s| async move {
+        let present = s.next().await;
+        assert_eq!(present["event"], "present");
+        assert_eq!(present["name"], "web");
+        assert_eq!(present["state"], "live");
+        assert_eq!(present["source"]["kind"], "spec");
+        assert_eq!(present["address"], web.address());
+        s.ready().await;
+
+        // A plugin starts: its socket appears and accepts connections.
+        let vol = volume_plugin(tree, "run/vol.sock").await;
+        let e = s.expect("appeared", "vol").await;
+        assert_eq!(e["state"], "live");
+        assert_eq!(e["source"]["kind"], "socket");
+        assert_eq!(
+            e["address"],
+            format!("unix://{}", tree.path("run/vol.sock").display())
+        );
+        assert!(e["time"].as_str().unwrap().ends_with('Z'), "{e}");
+
+        // It dies without cleaning up: no file-system event, the socket
+        // stays; the next liveness check sees it refuse.
+        vol.shutdown().await;
+        let e = s.expect("stale", "vol").await;
+        assert_eq!(e["state"], "stale");
+        assert_eq!(e["detail"], "connection refused");
+
+        // Someone removes the stale socket.
+        std::fs::remove_file(tree.path("run/vol.sock")).unwrap();
+        let e = s.expect("vanished", "vol").await;
+        assert_eq!(e["source"]["kind"], "socket", "the last known source");
+        assert_eq!(e["state"], Value::Null);
+
+        // The tcp plugin stops: its port refuses too.
+        web.shutdown().await;
+        s.expect("stale", "web").await;
+        // And comes back on the same port.
+        let _web = FakePlugin::builder().tcp_at(web.addr()).await;
+        s.expect("live", "web").await;
+        assert_eq!(s.out.text().lines().count(), 6, "nothing else happened");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_reports_changed_and_broken_spec_files_and_restarted_plugins() {
+    let owner = PluginTree::new();
+    let tree = &owner;
+    let a = FakePlugin::builder().tcp().await;
+    let b = FakePlugin::builder().tcp().await;
+    tree.write_spec(0, "web", &a.address());
+    let _vol = volume_plugin(tree, "run/vol.sock").await;
+    watching(tree, &[], |mut s| async move {
+        s.expect("present", "vol").await;
+        s.expect("present", "web").await;
+        s.ready().await;
+
+        tree.write_spec(0, "web", &b.address());
+        let e = s.expect("changed", "web").await;
+        assert_eq!(e["address"], b.address());
+        assert_eq!(e["previous"]["address"], a.address());
+        assert_eq!(e["previous"]["source"]["kind"], "spec");
+        assert_eq!(e["state"], "live");
+
+        tree.write_spec(0, "web", "127.0.0.1:8080");
+        let e = s.expect("broken", "web").await;
+        assert_eq!(e["state"], "broken");
+        assert_eq!(e["address"], Value::Null);
+        assert!(
+            e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("did you mean \"tcp://127.0.0.1:8080\"?"),
+            "{e}"
+        );
+
+        // A .json spec now decides the name from the first spec directory's
+        // lower priority form: the source changes.
+        std::fs::remove_file(tree.spec_dir(0).join("web.spec")).unwrap();
+        tree.write_json(0, "web", &format!(r#"{{"Addr":"{}"}}"#, a.address()));
+        let e = s.expect("changed", "web").await;
+        assert_eq!(e["source"]["kind"], "json");
+        assert_eq!(e["previous"]["address"], Value::Null, "it was broken");
+
+        // The volume plugin restarts: a new socket at the same path.
+        drop(_vol);
+        std::fs::remove_file(tree.path("run/vol.sock")).unwrap();
+        let _vol = volume_plugin(tree, "run/vol.sock").await;
+        let e = s.expect("changed", "vol").await;
+        assert_eq!(e["detail"], "socket re-created");
+        assert_eq!(e["state"], "live");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_polls_a_missing_directory_and_watches_it_once_it_exists() {
+    let owner = PluginTree::new();
+    let tree = &owner;
+    std::fs::remove_dir(tree.socket_dir()).unwrap();
+    watching(tree, &[], |mut s| async move {
+        s.ready().await;
+        assert!(
+            s.err.text().contains("(polling, rescanning every 100ms)"),
+            "{}",
+            s.err.text()
+        );
+        tree.mkdir("run");
+        let _vol = volume_plugin(tree, "run/vol.sock").await;
+        s.expect("appeared", "vol").await;
+        // From now on the directory is watched: changes show at once.
+        let _p = volume_plugin(tree, "run/p2.sock").await;
+        s.expect("appeared", "p2").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_coalesces_bursts_of_file_events_into_rescans() {
+    let owner = PluginTree::new();
+    let tree = &owner;
+    watching(tree, &["--interval", "10s"], |mut s| async move {
+        s.ready().await;
+        // Thousands of events about files that are not plugins...
+        for i in 0..2000 {
+            let junk = tree.spec_dir(1).join(format!("junk{}.txt", i % 50));
+            std::fs::write(&junk, "x").unwrap();
+            std::fs::remove_file(&junk).unwrap();
+        }
+        // ...produce no line, and the next real change is the next line,
+        // seen through inotify (the interval is far away).
+        tree.write_spec(1, "late", "tcp://127.0.0.1:1");
+        let e = s.expect("appeared", "late").await;
+        assert_eq!(e["state"], "stale");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn watch_count_ends_after_n_lines_in_the_human_format() {
+    let owner = PluginTree::new();
+    let tree = &owner;
+    let _vol = volume_plugin(tree, "run/vol.sock").await;
+    tree.stale_socket("run/dead.sock");
+    let out = plugctl(tree, &["watch", "--count", "2"]).await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    let dead = format!(
+        "  present     dead  unix://{} (socket)  stale: connection refused",
+        tree.path("run/dead.sock").display()
+    );
+    assert!(lines[0].ends_with(&dead), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("20") && lines[0][..24].ends_with('Z'),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[1].ends_with(" (socket)  live"), "{}", lines[1]);
+    assert!(out.stderr.starts_with("watching "), "{}", out.stderr);
+}
+
+/// Set in a child process: plugctl's arguments, separated by `\x1f`.
+const PLUGCTL_CHILD: &str = "PLUGCTL_WATCH_CHILD";
+
+/// Runs the plugctl binary's entry point (`plugctl::main_from`, signal
+/// handling included) when this test binary is re-executed by
+/// [`watch_ends_cleanly_on_sigterm_and_sigint`]; a no-op otherwise. A
+/// child process, because the handlers would outlive a test in this one.
+#[test]
+fn plugctl_child() {
+    let Ok(args) = std::env::var(PLUGCTL_CHILD) else {
+        return;
+    };
+    let code = plugctl::main_from(std::iter::once("plugctl").chain(args.split('\x1f')));
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+}
+
+#[test]
+fn watch_ends_cleanly_on_sigterm_and_sigint() {
+    use std::io::{BufRead, BufReader};
+    let tree = PluginTree::new();
+    tree.stale_socket("run/dead.sock");
+    let (run, etc) = (tree.socket_dir(), tree.spec_dir(0));
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let args = [
+            "--socket-dir",
+            run.to_str().unwrap(),
+            "--spec-dir",
+            etc.to_str().unwrap(),
+            "watch",
+            "--json",
+        ];
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "cli::plugctl_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(PLUGCTL_CHILD, args.join("\x1f"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        // The watch is in place (and the present line written) once this
+        // line is out; the handlers are installed before it.
+        let mut line = String::new();
+        while !line.starts_with("watching ") {
+            line.clear();
+            assert_ne!(
+                stderr.read_line(&mut line).unwrap(),
+                0,
+                "the child ended early"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        // SAFETY: plain kill(2) on our child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no exit after signal {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+        assert!(status.success(), "signal {signal}: {status}\n{stdout}");
+        // The harness writes around it: `test cli::plugctl_child ... {…}`.
+        let present: Vec<Value> = stdout
+            .lines()
+            .filter_map(|l| l.find("{\"time\"").map(|i| &l[i..]))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(present.len(), 1, "{stdout}");
+        assert_eq!(present[0]["name"], "dead");
+        assert_eq!(present[0]["state"], "stale");
+    }
+}

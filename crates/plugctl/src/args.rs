@@ -56,6 +56,22 @@ pub(crate) enum Command {
     /// Start the example volume plugin in a temporary directory and walk
     /// ls, inspect, volume calls and doctor against it.
     Demo,
+    /// Stream plugins appearing, vanishing, going stale and changing
+    /// definition, one line each (JSON lines with --json), until Ctrl-C.
+    Watch(WatchArgs),
+}
+
+/// `plugctl watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// How often to rescan and check that sockets still accept
+    /// connections (changes in the directories are seen at once).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub(crate) interval: Duration,
+
+    /// Exit after N events (the initial `present` lines included).
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
 }
 
 /// `plugctl ls`.

@@ -16,6 +16,7 @@
 //!   call NAME METHOD [JSON|-]    one call; the reply on stdout
 //!   doctor                       find what is wrong; exit 1 if anything is
 //!   demo                         the whole system against a temporary tree
+//!   watch [--interval D] [--count N]  plugins appearing, vanishing, going stale, changing
 //! ```
 //!
 //! Global options (accepted before or after the command):
@@ -43,7 +44,7 @@
 //!
 //! | status | meaning |
 //! |---|---|
-//! | 0 | success (`ls` listed, `inspect` activated the plugin, `call` got a 200, `doctor` found nothing, `demo` behaved as expected) |
+//! | 0 | success (`ls` listed, `inspect` activated the plugin, `call` got a 200, `doctor` found nothing, `demo` behaved as expected, `watch` was stopped or wrote its `--count` events) |
 //! | 1 | a problem: the directories could not be listed, the name did not resolve, activation or the call failed (a status error prints Docker's `<Method>: <message>` on stderr), `doctor` found something |
 //! | 2 | usage: unknown options, a bad duration, a method not shaped `Subsystem.Method`, a request body that is not JSON, `demo --json` |
 //!
@@ -198,6 +199,54 @@
 //! every step behaved as expected (including `doctor` finding exactly the
 //! two planted problems). The directory options do not apply; `--json` is
 //! refused.
+//!
+//! # `watch [--interval DURATION] [--count N]`
+//!
+//! First one `present` line per plugin, then one line per change until
+//! Ctrl-C or SIGTERM (exit 0), or until `--count` lines were written.
+//! Changes in the directories are seen at once through inotify (a
+//! directory that cannot be watched, for example one that does not exist
+//! yet, is polled until it can be); every `--interval` (default `1s`) the
+//! directories are rescanned anyway and each plugin's address is checked
+//! with a bare connect, nothing sent, bounded by `--timeout`: that is how
+//! a plugin that died and left its socket behind is seen going `stale`.
+//! Memory stays proportional to the number of plugins whatever the rate
+//! of file-system events (a burst of them is one rescan). A line on
+//! stderr says what is watched, once the watch is in place.
+//!
+//! A line for people:
+//!
+//! ```text
+//! 2026-12-07T11:40:01.123Z  appeared    memvol  unix:///run/docker/plugins/memvol.sock (socket)  live
+//! ```
+//!
+//! `watch --json` writes one JSON object per line (JSON lines):
+//!
+//! ```json
+//! {"time": "2026-12-07T11:40:01.123Z", "event": "changed", "name": "web",
+//!  "source": {"kind": "spec", "path": "/etc/docker/plugins/web.spec"},
+//!  "address": "tcp://127.0.0.1:9001", "state": "live",
+//!  "previous": {"source": {"kind": "spec", "path": "/etc/docker/plugins/web.spec"},
+//!               "address": "tcp://127.0.0.1:9000"},
+//!  "detail": null}
+//! ```
+//!
+//! - `time`: UTC, RFC 3339 with milliseconds.
+//! - `event`: `present` (there when the watch began), `appeared`,
+//!   `vanished`, `changed` (another source file, address, TLS options or
+//!   declared `Implements`, or the socket re-created: a restarted plugin),
+//!   `broken` (the name is listed but no longer resolves: `detail` says
+//!   why), a new liveness state (`stale`, `live`, `unreachable`), or
+//!   `error` (the directories cannot be listed; `name` is `null`).
+//! - `source`, `address`: where the plugin is defined and what is dialled
+//!   (the last known ones for `vanished`; `null` when it does not resolve).
+//! - `state`: `live` (a connection was accepted), `stale` (refused, or the
+//!   socket file is gone: nothing listens), `unreachable` (a tcp connect
+//!   failed otherwise or timed out), `broken`, `unchecked` (named pipes),
+//!   or `null` (`vanished`, `error`).
+//! - `previous`: for `changed`, the source and address before; else `null`.
+//! - `detail`: why (`connection refused`, the resolve error, `socket
+//!   re-created`), or `null`.
 
 mod args;
 mod call;
@@ -207,9 +256,12 @@ mod inspect;
 mod ls;
 mod output;
 mod probe;
+mod watch;
 
 use std::ffi::OsString;
+use std::future::Future;
 use std::io::{self, IsTerminal, Read, Write};
+use std::pin::Pin;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -290,8 +342,37 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    run_until(args, io, std::future::pending()).await
+}
+
+/// [`run`], where `stop` ends the commands that run until stopped
+/// (`watch`, which then exits 0). Other commands never poll it, so a
+/// `stop` that installs signal handlers when first polled (as [`main`]'s
+/// does) installs none for them.
+///
+/// ```no_run
+/// # async fn f() {
+/// let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+/// let (mut stdin, mut stdout, mut stderr) = (&b""[..], Vec::new(), Vec::new());
+/// let mut io = plugctl::Io {
+///     stdin: &mut stdin,
+///     stdout: &mut stdout,
+///     stderr: &mut stderr,
+///     stdout_terminal: false,
+///     stderr_terminal: false,
+/// };
+/// # drop(tx);
+/// let stop = async { let _ = rx.await; };
+/// let exit = plugctl::run_until(["plugctl", "watch", "--json"], &mut io, stop).await;
+/// # }
+/// ```
+pub async fn run_until<I, T>(args: I, io: &mut Io<'_>, stop: impl Future<Output = ()>) -> Exit
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     match Cli::try_parse_from(args) {
-        Ok(cli) => execute(cli, io).await,
+        Ok(cli) => execute(cli, io, std::pin::pin!(stop)).await,
         Err(e) => {
             let exit = Exit::of_clap(&e);
             let text = e.render().to_string();
@@ -344,8 +425,8 @@ where
     }
 }
 
-async fn execute(cli: Cli, io: &mut Io<'_>) -> Exit {
-    match dispatch(cli, io).await {
+async fn execute(cli: Cli, io: &mut Io<'_>, stop: Pin<&mut dyn Future<Output = ()>>) -> Exit {
+    match dispatch(cli, io, stop).await {
         Ok(exit) => exit,
         // `plugctl ls | head`: the reader left; nothing more to say.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Exit::Problem,
@@ -356,7 +437,11 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Exit {
     }
 }
 
-async fn dispatch(cli: Cli, io: &mut Io<'_>) -> io::Result<Exit> {
+async fn dispatch(
+    cli: Cli,
+    io: &mut Io<'_>,
+    stop: Pin<&mut dyn Future<Output = ()>>,
+) -> io::Result<Exit> {
     let ctx = Ctx {
         local: Ctx::local_registry(cli.socket_dir.as_deref(), &cli.spec_dir),
         json: cli.json,
@@ -377,6 +462,13 @@ async fn dispatch(cli: Cli, io: &mut Io<'_>) -> io::Result<Exit> {
             Exit::Usage
         }
         Command::Demo => demo::run(&ctx, io.stdout, io.stderr).await?,
+        Command::Watch(a) => {
+            let options = watch::Options {
+                interval: a.interval,
+                count: a.count,
+            };
+            watch::run(&ctx, io.stdout, io.stderr, options, stop).await?
+        }
     };
     io.stdout.flush()?;
     Ok(exit)
@@ -386,7 +478,17 @@ async fn dispatch(cli: Cli, io: &mut Io<'_>) -> io::Result<Exit> {
 /// tracing subscriber `-v` asks for, and runs the command on a
 /// single-threaded tokio runtime with the real stdin, stdout and stderr.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    main_from(std::env::args_os())
+}
+
+/// [`main`] with the given arguments (the first is the program name), for
+/// running the whole binary in a child process of a test.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let exit = Exit::of_clap(&e);
@@ -418,7 +520,28 @@ pub fn main() -> ExitCode {
         stdout_terminal,
         stderr_terminal,
     };
-    runtime.block_on(execute(cli, &mut io)).into()
+    runtime
+        .block_on(execute(cli, &mut io, std::pin::pin!(shutdown_signal())))
+        .into()
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this is
+/// first polled, which only `watch` does: every other command keeps the
+/// default signal dispositions.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::debug!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// `-v` info, `-vv` debug, `-vvv` trace, to stderr; without `-v`, only
