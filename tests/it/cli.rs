@@ -1263,3 +1263,67 @@ fn watch_ends_cleanly_on_sigterm_and_sigint() {
         assert_eq!(present[0]["state"], "stale");
     }
 }
+
+// ---------------------------------------------------------------------------
+// completions and man
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn man_dir_writes_one_page_per_command_and_completions_refuse_unknown_shells() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_captured(
+        ["plugctl", "man", "--dir", dir.path().to_str().unwrap()],
+        b"",
+    )
+    .await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    let mut written: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    let mut listed: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(written, listed, "stdout names what was written");
+    for page in [
+        "plugctl.1",
+        "plugctl-watch.1",
+        "plugctl-ls.1",
+        "plugctl-man.1",
+    ] {
+        assert!(written.iter().any(|w| w == page), "{page} in {written:?}");
+    }
+    let watch = std::fs::read_to_string(dir.path().join("plugctl-watch.1")).unwrap();
+    assert!(
+        watch.contains("\\-\\-interval") && watch.contains("\\-\\-count"),
+        "{watch}"
+    );
+
+    let missing = dir.path().join("nope");
+    let out = run_captured(["plugctl", "man", "--dir", missing.to_str().unwrap()], b"").await;
+    assert_eq!(out.exit, Exit::Problem);
+    assert!(
+        out.stderr.contains("writing the manual pages into"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run_captured(["plugctl", "completions", "tcsh"], b"").await;
+    assert_eq!(out.exit, Exit::Usage);
+    assert!(
+        out.stderr.contains("bash") && out.stderr.contains("zsh"),
+        "{}",
+        out.stderr
+    );
+    let out = run_captured(["plugctl", "completions", "bash"], b"").await;
+    assert_eq!(out.exit, Exit::Ok);
+    assert!(
+        out.stdout.contains("complete -F _plugctl"),
+        "{}",
+        out.stdout
+    );
+}

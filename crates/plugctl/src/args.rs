@@ -8,7 +8,13 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 /// Inspect and diagnose Docker v1 plugins (sockets in /run/docker/plugins,
 /// .spec and .json files in /etc/docker/plugins and /usr/lib/docker/plugins).
 #[derive(Debug, Parser)]
-#[command(name = "plugctl", version, about, max_term_width = 100)]
+#[command(
+    name = "plugctl",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = "Exit status: 0 success, 1 a problem was found or a call failed, 2 usage error."
+)]
 pub(crate) struct Cli {
     /// The socket directory [default: /run/docker/plugins].
     #[arg(long, global = true, value_name = "DIR")]
@@ -59,6 +65,29 @@ pub(crate) enum Command {
     /// Stream plugins appearing, vanishing, going stale and changing
     /// definition, one line each (JSON lines with --json), until Ctrl-C.
     Watch(WatchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page plugctl(1) in roff, or write it and one page
+    /// per subcommand into a directory.
+    Man(ManArgs),
+}
+
+/// `plugctl completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell, e.g. `plugctl completions bash > /etc/bash_completion.d/plugctl`.
+    #[arg(value_name = "SHELL")]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// `plugctl man`.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write plugctl.1 and plugctl-<command>.1 into DIR (which must exist)
+    /// instead of printing plugctl.1.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// `plugctl watch`.

@@ -17,6 +17,8 @@
 //!   doctor                       find what is wrong; exit 1 if anything is
 //!   demo                         the whole system against a temporary tree
 //!   watch [--interval D] [--count N]  plugins appearing, vanishing, going stale, changing
+//!   completions SHELL            a completion script: bash, zsh, fish, elvish, powershell
+//!   man [--dir DIR]              plugctl(1) in roff; with --dir, one page per command too
 //! ```
 //!
 //! Global options (accepted before or after the command):
@@ -252,6 +254,7 @@ mod args;
 mod call;
 mod demo;
 mod doctor;
+mod generate;
 mod inspect;
 mod ls;
 mod output;
@@ -469,6 +472,8 @@ async fn dispatch(
             };
             watch::run(&ctx, io.stdout, io.stderr, options, stop).await?
         }
+        Command::Completions(a) => generate::completions(io.stdout, a.shell)?,
+        Command::Man(a) => generate::man(io.stdout, io.stderr, a.dir.as_deref())?,
     };
     io.stdout.flush()?;
     Ok(exit)
