@@ -1327,3 +1327,466 @@ async fn man_dir_writes_one_page_per_command_and_completions_refuse_unknown_shel
         out.stdout
     );
 }
+
+// ---------------------------------------------------------------------------
+// check
+// ---------------------------------------------------------------------------
+
+/// A volume plugin that answers every call as Docker expects, except the
+/// routes `flaws` replaces. `Get` answers the volume, then (after
+/// `Remove`) a 500 `{"Err":…}`, as go-plugins-helpers does.
+async fn scripted_volume(tree: &PluginTree, flaws: Vec<(&str, Reply)>) -> FakePlugin {
+    let volume = r#"{"Name":"v","Mountpoint":"/m"}"#;
+    let mut script = FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .on(
+            "/VolumeDriver.Capabilities",
+            Reply::json(200, r#"{"Capabilities":{"Scope":"local"}}"#),
+        )
+        .on("/VolumeDriver.Create", Reply::ok())
+        .on_seq(
+            "/VolumeDriver.Get",
+            [
+                Reply::json(200, format!(r#"{{"Volume":{volume},"Err":""}}"#)),
+                Reply::err("no such volume"),
+            ],
+        )
+        .on(
+            "/VolumeDriver.List",
+            Reply::json(200, format!(r#"{{"Volumes":[{volume}],"Err":""}}"#)),
+        )
+        .on(
+            "/VolumeDriver.Path",
+            Reply::json(200, r#"{"Mountpoint":"/m"}"#),
+        )
+        .on(
+            "/VolumeDriver.Mount",
+            Reply::json(200, r#"{"Mountpoint":"/m","Err":""}"#),
+        )
+        .on("/VolumeDriver.Unmount", Reply::ok())
+        .on("/VolumeDriver.Remove", Reply::ok());
+    for (route, reply) in flaws {
+        script = if route == "/VolumeDriver.Get" {
+            // The flaw is in the answer to the removed volume.
+            script.on_seq(
+                route,
+                [
+                    Reply::json(200, format!(r#"{{"Volume":{volume},"Err":""}}"#)),
+                    reply,
+                ],
+            )
+        } else {
+            script.on(route, reply)
+        };
+    }
+    script.unix(tree.path("run/vol.sock")).await
+}
+
+/// `plugctl check vol --json` with `timeout`: the findings' kinds, in
+/// order, and the whole report.
+async fn check_findings(tree: &PluginTree, name: &str, timeout: &str) -> (Vec<String>, Value) {
+    let out = plugctl_with(tree, timeout, &["check", name, "--json"], b"").await;
+    let report = json(&out);
+    let kinds: Vec<String> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_owned())
+        .collect();
+    let expected = if kinds.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Problem
+    };
+    assert_eq!(out.exit, expected, "{out:?}");
+    (kinds, report)
+}
+
+/// The one finding a plugin with one flaw must get, with its Docker
+/// consequence.
+async fn one_finding(flaw: (&str, Reply), kind: &str, docker: &str) -> Value {
+    let tree = PluginTree::new();
+    let plugin = scripted_volume(&tree, vec![flaw]).await;
+    let (kinds, report) = check_findings(&tree, "vol", "300ms").await;
+    assert_eq!(kinds, [kind], "{report:#}");
+    let finding = &report["findings"][0];
+    assert!(
+        finding["docker"].as_str().unwrap().contains(docker),
+        "{finding:#}"
+    );
+    drop(plugin);
+    finding.clone()
+}
+
+#[tokio::test]
+async fn check_passes_a_volume_plugin_without_flaws_and_cleans_up_what_it_created() {
+    let tree = PluginTree::new();
+    let plugin = scripted_volume(&tree, vec![]).await;
+    let out = plugctl(&tree, &["check", "vol"]).await;
+    assert_eq!(out.exit, Exit::Ok, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("no findings: vol speaks VolumeDriver as Docker uses it"),
+        "{}",
+        out.stdout
+    );
+    // dockerd's order, scratch names, and everything created is removed.
+    let calls: Vec<(String, Value)> = plugin
+        .requests()
+        .iter()
+        .map(|r| {
+            let body = if r.body.is_empty() {
+                Value::Null
+            } else {
+                r.json()
+            };
+            (r.route(), body)
+        })
+        .collect();
+    let routes: Vec<&str> = calls.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        routes,
+        [
+            "/Plugin.Activate",
+            "/VolumeDriver.Capabilities",
+            "/VolumeDriver.Create",
+            "/VolumeDriver.Get",
+            "/VolumeDriver.List",
+            "/VolumeDriver.Path",
+            "/VolumeDriver.Mount",
+            "/VolumeDriver.Unmount",
+            "/VolumeDriver.Remove",
+            "/VolumeDriver.Get",
+        ]
+    );
+    let name = calls[2].1["Name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("plugctl-check-"), "{name}");
+    assert_eq!(calls[2].1["Opts"], Value::Null, "Docker's nil options");
+    assert_eq!(
+        calls[6].1["ID"], calls[7].1["ID"],
+        "unmounted with the mount's ID"
+    );
+    assert_eq!(calls[6].1["ID"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        calls[8].1["Name"],
+        name.as_str(),
+        "the scratch volume is removed"
+    );
+    // Bodies as Docker sends them: `{}\n` for List and Capabilities.
+    let list = &plugin.requests()[4];
+    assert_eq!(list.body, b"{}\n");
+    assert_eq!(list.header("content-type"), None);
+}
+
+#[tokio::test]
+async fn check_passes_memvol_and_simple_ipam_and_leaves_no_volume_behind() {
+    let tree = PluginTree::new();
+    let root = tempfile::tempdir().unwrap();
+    let memvol = memvol::MemVol::new(root.path()).plugin().unwrap();
+    let ipam = simple_ipam::SimpleIpam::new("10.66.0.0/16".parse().unwrap())
+        .plugin()
+        .unwrap();
+    let mut servers = Vec::new();
+    for (plugin, name) in [(memvol, "memvol"), (ipam, "simple-ipam")] {
+        let listener =
+            plugin_server::Listener::unix(tree.path(format!("run/{name}.sock"))).unwrap();
+        let server = plugin_server::Server::new(plugin).handle_signals(false);
+        servers.push(tokio::spawn(server.serve(listener)));
+    }
+    for name in ["memvol", "simple-ipam"] {
+        let out = plugctl(&tree, &["check", name]).await;
+        assert_eq!(out.exit, Exit::Ok, "{name}: {out:?}");
+        assert!(out.stdout.contains("no findings"), "{}", out.stdout);
+    }
+    let out = plugctl(&tree, &["call", "memvol", "VolumeDriver.List", "{}"]).await;
+    assert_eq!(out.stdout.trim(), r#"{"Volumes":[]}"#, "{out:?}");
+    for server in servers {
+        server.abort();
+    }
+}
+
+#[tokio::test]
+async fn check_finds_a_missing_capabilities_method() {
+    let f = one_finding(
+        ("/VolumeDriver.Capabilities", Reply::not_found()),
+        "capabilities_missing",
+        "falls back to local scope",
+    )
+    .await;
+    assert_eq!(f["severity"], "warning");
+}
+
+#[tokio::test]
+async fn check_finds_an_invalid_volume_scope() {
+    one_finding(
+        (
+            "/VolumeDriver.Capabilities",
+            Reply::json(200, r#"{"Capabilities":{"Scope":"cluster"}}"#),
+        ),
+        "invalid_scope",
+        "invalid scope\" and uses local",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn check_finds_html_error_pages() {
+    let html = "<html><body><h1>500</h1>no such volume</body></html>";
+    let f = one_finding(
+        (
+            "/VolumeDriver.Get",
+            Reply::text(500, html).header("Content-Type", "text/html"),
+        ),
+        "error_not_json",
+        "Docker shows the whole body as the error: \"VolumeDriver.Get: <html>",
+    )
+    .await;
+    assert!(
+        f["detail"].as_str().unwrap().contains("an HTML page"),
+        "{f}"
+    );
+}
+
+#[tokio::test]
+async fn check_finds_errors_sent_with_status_200() {
+    let f = one_finding(
+        (
+            "/VolumeDriver.Get",
+            Reply::json(200, r#"{"Err":"no such volume"}"#),
+        ),
+        "err_with_200",
+        "without the method (\"no such volume\"",
+    )
+    .await;
+    assert_eq!(f["method"], "VolumeDriver.Get");
+}
+
+#[tokio::test]
+async fn check_finds_keys_only_go_reads_case_insensitively() {
+    let f = one_finding(
+        (
+            "/VolumeDriver.Mount",
+            Reply::json(200, r#"{"MountPoint":"/m","Err":""}"#),
+        ),
+        "key_case",
+        "Go's JSON decoding ignores key case",
+    )
+    .await;
+    assert_eq!(
+        f["detail"],
+        "\"MountPoint\" where Docker's field is \"Mountpoint\""
+    );
+}
+
+#[tokio::test]
+async fn check_finds_null_where_a_list_is_expected() {
+    one_finding(
+        (
+            "/VolumeDriver.List",
+            Reply::json(200, r#"{"Volumes":null}"#),
+        ),
+        "null_list",
+        "reads it as no volumes",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn check_finds_a_mount_without_mountpoint() {
+    one_finding(
+        ("/VolumeDriver.Mount", Reply::json(200, r#"{"Err":""}"#)),
+        "mount_without_mountpoint",
+        "the container fails to start",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn check_finds_a_plugin_that_requires_a_content_type() {
+    let f = one_finding(
+        (
+            "/VolumeDriver.Create",
+            Reply::json(415, r#"{"Err":"Content-Type must be application/json"}"#),
+        ),
+        "content_type_required",
+        "Docker sends no Content-Type header",
+    )
+    .await;
+    assert_eq!(f["severity"], "error");
+}
+
+#[tokio::test]
+async fn check_finds_methods_slower_than_the_deadline() {
+    let f = one_finding(
+        (
+            "/VolumeDriver.Path",
+            Reply::delay(
+                Duration::from_secs(2),
+                Reply::json(200, r#"{"Mountpoint":"/m"}"#),
+            ),
+        ),
+        "slow",
+        "Docker gives up on VolumeDriver.Path after 1m0s",
+    )
+    .await;
+    assert_eq!(f["detail"], "no reply within 300ms");
+}
+
+#[tokio::test]
+async fn check_finds_failing_calls_docker_needs() {
+    one_finding(
+        ("/VolumeDriver.Remove", Reply::err("device busy")),
+        "call_failed",
+        "`docker volume rm` fails",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn check_finds_replies_docker_cannot_decode() {
+    let f = one_finding(
+        ("/VolumeDriver.List", Reply::text(200, "")),
+        "bad_reply",
+        "Docker cannot decode it (\"EOF\"",
+    )
+    .await;
+    assert_eq!(f["detail"], "empty 200 reply");
+}
+
+#[tokio::test]
+async fn check_finds_ipam_network_and_authz_flaws() {
+    let tree = PluginTree::new();
+    // IPAM: a pool id spelled `PoolId`, which Go reads and stricter
+    // decoders do not; the check still releases what it got.
+    let ipam = FakePlugin::builder()
+        .activate(&["IpamDriver"])
+        .on(
+            "/IpamDriver.GetCapabilities",
+            Reply::json(200, r#"{"RequiresMACAddress":false}"#),
+        )
+        .on(
+            "/IpamDriver.GetDefaultAddressSpaces",
+            Reply::json(
+                200,
+                r#"{"LocalDefaultAddressSpace":"l","GlobalDefaultAddressSpace":"g"}"#,
+            ),
+        )
+        .on(
+            "/IpamDriver.RequestPool",
+            Reply::json(200, r#"{"PoolId":"p1","Pool":"10.1.0.0/16","Data":{}}"#),
+        )
+        .on(
+            "/IpamDriver.RequestAddress",
+            Reply::json(200, r#"{"Address":"10.1.0.2/16","Data":{}}"#),
+        )
+        .on("/IpamDriver.ReleaseAddress", Reply::json(200, "{}"))
+        .on("/IpamDriver.ReleasePool", Reply::json(200, "{}"))
+        .unix(tree.path("run/ipam.sock"))
+        .await;
+    let (kinds, report) = check_findings(&tree, "ipam", "300ms").await;
+    assert_eq!(kinds, ["key_case"], "{report:#}");
+    let released: Vec<Value> = ipam
+        .requests()
+        .iter()
+        .filter(|r| r.route().starts_with("/IpamDriver.Release"))
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(
+        released,
+        [
+            serde_json::json!({"PoolID":"p1","Address":"10.1.0.2"}),
+            serde_json::json!({"PoolID":"p1"})
+        ]
+    );
+
+    // NetworkDriver: `Local` is not `local` to libnetwork.
+    let net = FakePlugin::builder()
+        .activate(&["NetworkDriver"])
+        .on(
+            "/NetworkDriver.GetCapabilities",
+            Reply::json(200, r#"{"Scope":"Local"}"#),
+        )
+        .on("/NetworkDriver.CreateNetwork", Reply::json(200, "{}"))
+        .on("/NetworkDriver.DeleteNetwork", Reply::json(200, "{}"))
+        .unix(tree.path("run/net.sock"))
+        .await;
+    let (kinds, report) = check_findings(&tree, "net", "300ms").await;
+    assert_eq!(kinds, ["invalid_scope"], "{report:#}");
+    assert!(
+        report["findings"][0]["docker"]
+            .as_str()
+            .unwrap()
+            .contains("libnetwork refuses the driver"),
+        "{report:#}"
+    );
+    let routes: Vec<String> = net.requests().iter().map(|r| r.route()).collect();
+    assert_eq!(
+        routes[2..],
+        [
+            "/NetworkDriver.CreateNetwork",
+            "/NetworkDriver.DeleteNetwork"
+        ]
+    );
+    assert_eq!(
+        net.requests()[2].json()["NetworkID"],
+        net.requests()[3].json()["NetworkID"]
+    );
+
+    // authz: a reply without a boolean Allow denies everything.
+    let _authz = FakePlugin::builder()
+        .activate(&["authz"])
+        .on(
+            "/AuthZPlugin.AuthZReq",
+            Reply::json(200, r#"{"Allow":true}"#),
+        )
+        .on(
+            "/AuthZPlugin.AuthZRes",
+            Reply::json(200, r#"{"Msg":"fine"}"#),
+        )
+        .unix(tree.path("run/authz.sock"))
+        .await;
+    let (kinds, report) = check_findings(&tree, "authz", "300ms").await;
+    assert_eq!(kinds, ["call_failed"], "{report:#}");
+    assert_eq!(report["findings"][0]["method"], "AuthZPlugin.AuthZRes");
+    assert_eq!(report["checked"], serde_json::json!(["authz"]));
+}
+
+#[tokio::test]
+async fn check_usage_and_activation_errors() {
+    let tree = PluginTree::new();
+    let _vol = scripted_volume(&tree, vec![]).await;
+    let out = plugctl(&tree, &["check", "vol", "--kind", "LogDriver"]).await;
+    assert_eq!(out.exit, Exit::Usage, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("check knows VolumeDriver, IpamDriver, NetworkDriver, authz")
+    );
+
+    let out = plugctl(&tree, &["check", "vol", "--kind", "IpamDriver"]).await;
+    assert_eq!(out.exit, Exit::Problem, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "vol does not implement IpamDriver (it implements: VolumeDriver)\n"
+    );
+
+    tree.stale_socket("run/dead.sock");
+    let out = plugctl(&tree, &["check", "dead", "--json"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    let report = json(&out);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{report}"
+    );
+    assert_eq!(report["findings"], serde_json::json!([]));
+
+    let out = plugctl(&tree, &["check", "nope"]).await;
+    assert_eq!(out.exit, Exit::Problem);
+    assert!(
+        out.stderr.contains("could not find plugin nope"),
+        "{}",
+        out.stderr
+    );
+}

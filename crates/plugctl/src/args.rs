@@ -65,12 +65,28 @@ pub(crate) enum Command {
     /// Stream plugins appearing, vanishing, going stale and changing
     /// definition, one line each (JSON lines with --json), until Ctrl-C.
     Watch(WatchArgs),
+    /// Activate a plugin and exercise its subsystem as dockerd does, with
+    /// scratch names cleaned up afterwards; report every protocol finding
+    /// with Docker's consequence (exit 1 when there is any).
+    Check(CheckArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell).
     Completions(CompletionsArgs),
     /// Print the manual page plugctl(1) in roff, or write it and one page
     /// per subcommand into a directory.
     Man(ManArgs),
+}
+
+/// `plugctl check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The plugin name.
+    pub(crate) name: String,
+
+    /// Check only this subsystem: VolumeDriver, IpamDriver, NetworkDriver
+    /// or authz [default: every one the plugin implements].
+    #[arg(long, value_name = "KIND")]
+    pub(crate) kind: Option<String>,
 }
 
 /// `plugctl completions`.

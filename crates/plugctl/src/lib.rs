@@ -17,6 +17,7 @@
 //!   doctor                       find what is wrong; exit 1 if anything is
 //!   demo                         the whole system against a temporary tree
 //!   watch [--interval D] [--count N]  plugins appearing, vanishing, going stale, changing
+//!   check NAME [--kind KIND]     exercise a plugin as dockerd does; report protocol findings
 //!   completions SHELL            a completion script: bash, zsh, fish, elvish, powershell
 //!   man [--dir DIR]              plugctl(1) in roff; with --dir, one page per command too
 //! ```
@@ -46,9 +47,9 @@
 //!
 //! | status | meaning |
 //! |---|---|
-//! | 0 | success (`ls` listed, `inspect` activated the plugin, `call` got a 200, `doctor` found nothing, `demo` behaved as expected, `watch` was stopped or wrote its `--count` events) |
-//! | 1 | a problem: the directories could not be listed, the name did not resolve, activation or the call failed (a status error prints Docker's `<Method>: <message>` on stderr), `doctor` found something |
-//! | 2 | usage: unknown options, a bad duration, a method not shaped `Subsystem.Method`, a request body that is not JSON, `demo --json` |
+//! | 0 | success (`ls` listed, `inspect` activated the plugin, `call` got a 200, `doctor` or `check` found nothing, `demo` behaved as expected, `watch` was stopped or wrote its `--count` events) |
+//! | 1 | a problem: the directories could not be listed, the name did not resolve, activation or the call failed (a status error prints Docker's `<Method>: <message>` on stderr), `doctor` or `check` found something |
+//! | 2 | usage: unknown options, a bad duration, a method not shaped `Subsystem.Method`, a request body that is not JSON, `demo --json`, `check --kind` of a subsystem it does not know |
 //!
 //! `ls` exits 0 even when some rows carry errors: they are data (run
 //! `doctor` for a verdict).
@@ -202,6 +203,68 @@
 //! two planted problems). The directory options do not apply; `--json` is
 //! refused.
 //!
+//! # `check NAME [--kind KIND]`
+//!
+//! Activates NAME and, for each subsystem it implements that `check`
+//! knows (or only KIND), makes the calls dockerd makes, in dockerd's
+//! order, with Docker's exact request bytes, one attempt each, each
+//! bounded by `--timeout` (and by Docker's own per-method timeout where
+//! it has one, such as 1 minute for `VolumeDriver.Path`):
+//!
+//! | KIND | calls |
+//! |---|---|
+//! | `VolumeDriver` | `Capabilities`; `Create` of a scratch volume `plugctl-check-<pid>-<n>` (no options), `Get`, `List`, `Path`, `Mount` with a 64-hex ID, `Unmount` with the same ID, `Remove`, then `Get` of the removed volume (to see how the plugin reports an error) |
+//! | `IpamDriver` | `GetCapabilities`, `GetDefaultAddressSpaces`, `RequestPool` in the local default space, `RequestAddress` in that pool, `ReleaseAddress`, `ReleasePool` |
+//! | `NetworkDriver` | `GetCapabilities`, `CreateNetwork` of a scratch network (a 64-hex ID, an IPv4 pool `10.250.0.0/24`), `DeleteNetwork` |
+//! | `authz` | `AuthZReq` and `AuthZRes` for a synthetic `GET /_ping` by user `plugctl-check` |
+//!
+//! Whatever it created is removed again, even when a step in between
+//! failed. Each reply is judged from the bytes the plugin wrote (status
+//! line, headers, body; over `https://` only the status and body the
+//! client saw). The findings:
+//!
+//! | kind | severity | the plugin | Docker |
+//! |---|---|---|---|
+//! | `capabilities_missing` | warning | has no `VolumeDriver.Capabilities`, or answers without `Capabilities` | falls back to local scope |
+//! | `invalid_scope` | warning (volume), error (network) | answers a scope other than `local`/`global` (libnetwork: exactly, `Local` is invalid) | volumes: logs `Volume driver returned an invalid scope` and uses local; networks: refuses the driver |
+//! | `error_not_json` | warning | answers an error with an HTML page or plain text | shows the whole body as the error, `<Method>: <body>` |
+//! | `err_with_200` | warning | reports an error as `200 {"Err":…}` | its typed proxies take it as an error without the method prefix; anything checking only the status sees success |
+//! | `key_case` | warning | spells a key in another case (`MountPoint`) | reads it (Go matches keys case-insensitively); exact decoders miss it |
+//! | `null_list` | warning | answers `null` where a list is expected (`"Volumes": null`) | reads no volumes; decoders expecting an array fail |
+//! | `mount_without_mountpoint` | error | answers `Mount` without a `Mountpoint` | bind-mounts an empty source: the container fails to start |
+//! | `content_type_required` | error | answers 415 (it wants a `Content-Type`) | sends none, so the call always fails |
+//! | `slow` | error | does not answer within the bound | gives up after its per-method timeout, or hangs where it has none |
+//! | `bad_reply` | error | answers 200 with an empty or non-JSON body | cannot decode it (`EOF`), the operation fails |
+//! | `call_failed` | error | fails a call Docker needs (or an authz reply has no boolean `Allow`) | the operation named in `docker` fails |
+//!
+//! Human output is a table of the calls made and a table of findings (or
+//! `no findings: …`). Exit 0 with no findings, 1 with any (or when the
+//! plugin does not resolve, does not activate, or does not implement
+//! KIND), 2 for a KIND `check` does not know. `check --json`:
+//!
+//! ```json
+//! {
+//!   "name": "vol",
+//!   "address": "unix:///run/docker/plugins/vol.sock",
+//!   "implements": ["VolumeDriver"],
+//!   "checked": ["VolumeDriver"],
+//!   "calls": [
+//!     {"method": "VolumeDriver.Mount", "expected": "success", "status": 200,
+//!      "latency_ms": 0.41, "error": null}
+//!   ],
+//!   "findings": [
+//!     {"kind": "key_case", "severity": "warning", "method": "VolumeDriver.Mount",
+//!      "detail": "\"MountPoint\" where Docker's field is \"Mountpoint\"",
+//!      "docker": "Docker reads it only because Go's JSON decoding ignores key case; ..."}
+//!   ],
+//!   "error": null
+//! }
+//! ```
+//!
+//! `expected` is `success`, `failure` (provoked on purpose) or `optional`;
+//! `status` is `null` when no reply head arrived; `error` (top level) says
+//! why nothing could be checked, else `null`.
+//!
 //! # `watch [--interval DURATION] [--count N]`
 //!
 //! First one `present` line per plugin, then one line per change until
@@ -252,6 +315,7 @@
 
 mod args;
 mod call;
+mod check;
 mod demo;
 mod doctor;
 mod generate;
@@ -471,6 +535,9 @@ async fn dispatch(
                 count: a.count,
             };
             watch::run(&ctx, io.stdout, io.stderr, options, stop).await?
+        }
+        Command::Check(a) => {
+            check::run(&ctx, io.stdout, io.stderr, &a.name, a.kind.as_deref()).await?
         }
         Command::Completions(a) => generate::completions(io.stdout, a.shell)?,
         Command::Man(a) => generate::man(io.stdout, io.stderr, a.dir.as_deref())?,
