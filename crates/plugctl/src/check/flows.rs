@@ -65,16 +65,21 @@ fn str_field<'v>(json: Option<&'v Value>, key: &str) -> Option<&'v str> {
 /// `docker volume rm`, then an inspect of the removed volume (whose error
 /// shows the plugin's error convention).
 async fn volume_driver(c: &mut Checker<'_>) {
-    let (_, caps) = c
+    let (reply, caps) = c
         .call(&volume::CapabilitiesRequest {}, Expect::Optional, "")
         .await;
     let method = volume::CAPABILITIES;
+    let missing = match (reply.status, &caps) {
+        (_, Some(_)) => "200 without Capabilities".to_owned(),
+        (Some(status), None) => format!("{status} reply"),
+        (None, None) => reply.error.clone().unwrap_or_default(),
+    };
     match caps.as_ref().and_then(|j| get_ci(j, "Capabilities")) {
         None | Some(Value::Null) => c.find(
             "capabilities_missing",
             "warning",
             method,
-            "no Capabilities in the reply (or no 200 reply)",
+            missing,
             "Docker falls back to local scope: a cluster-wide (global) driver's volumes are \
              treated as local to each node",
         ),
