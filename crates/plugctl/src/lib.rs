@@ -296,7 +296,8 @@
 //!  "detail": null}
 //! ```
 //!
-//! - `time`: UTC, RFC 3339 with milliseconds.
+//! - `time`: UTC to the millisecond, RFC 3339 as Go writes it (trailing
+//!   zeros of the fraction dropped: `…:01.12Z`, `…:01Z`).
 //! - `event`: `present` (there when the watch began), `appeared`,
 //!   `vanished`, `changed` (another source file, address, TLS options or
 //!   declared `Implements`, or the socket re-created: a restarted plugin),

@@ -24,12 +24,13 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
 use notify::{RecursiveMode, Watcher};
 use plugin_registry::discovery::{LocalRegistry, PluginSpec};
-use plugin_registry::proto::{Endpoint, retry::go_duration};
+use plugin_registry::proto::{Endpoint, GoTime, retry::go_duration};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -164,6 +165,13 @@ pub(crate) async fn run(
     options: Options,
     mut stop: Pin<&mut dyn Future<Output = ()>>,
 ) -> io::Result<Exit> {
+    // One poll before anything else: a `stop` that listens for signals
+    // installs its handlers then, before the line saying the watch is in
+    // place (a signal sent after that line must end the watch cleanly).
+    let stopped = std::future::poll_fn(|cx| Poll::Ready(stop.as_mut().poll(cx).is_ready()));
+    if stopped.await {
+        return Ok(Exit::Ok);
+    }
     let mut watch = DirWatch::new(&ctx.local);
     let mut sink = Sink {
         out,
@@ -455,36 +463,14 @@ impl DirWatch {
     }
 }
 
-/// `2026-12-07T11:40:01.123Z`: UTC, milliseconds.
+/// `2026-12-07T11:40:01.123Z`: UTC to the millisecond, in Go's RFC 3339
+/// (trailing zeros of the fraction dropped, as Docker's own timestamps).
 pub(crate) fn rfc3339(time: SystemTime) -> String {
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
+    GoTime::from_unix(secs, since.subsec_millis() * 1_000_000).to_string()
 }
 
 #[cfg(test)]
@@ -492,11 +478,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_are_utc_rfc3339_with_milliseconds() {
+    fn timestamps_are_go_rfc3339_in_utc_to_the_millisecond() {
         let at = |secs: u64, ms: u64| {
             rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(secs * 1000 + ms))
         };
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(0, 120), "1970-01-01T00:00:00.12Z");
         // 2000-02-29 (a leap day in a century leap year) 12:34:56.789.
         assert_eq!(at(951_827_696, 789), "2000-02-29T12:34:56.789Z");
         assert_eq!(at(1_796_601_600, 5), "2026-12-07T00:00:00.005Z");

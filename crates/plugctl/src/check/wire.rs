@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use plugin_registry::client::{CallOptions, Client};
+use plugin_registry::client::{CallOptions, Client, PluginIo};
 use plugin_registry::discovery::PluginSpec;
 use plugin_registry::proto::{Endpoint, RetryPolicy, retry::go_duration};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -70,32 +70,22 @@ pub(crate) async fn exchange(
     let builder = Client::builder()
         .retry(RetryPolicy::none())
         .pool_max_idle(0);
-    let client = match spec.address().endpoint() {
-        Endpoint::Unix(path) if !spec.address().is_tls() => {
-            let (path, record) = (path.clone(), record.clone());
+    let client = match Dial::of(spec) {
+        Some(dial) => {
+            let record = record.clone();
             Ok(
                 builder.build_with_transport(spec.address().clone(), move || {
-                    let (path, record) = (path.clone(), record.clone());
+                    let (dial, record) = (dial.clone(), record.clone());
                     async move {
-                        let io = tokio::net::UnixStream::connect(path).await?;
-                        Ok(Tee { io, record })
+                        Ok(Tee {
+                            io: dial.connect().await?,
+                            record,
+                        })
                     }
                 }),
             )
         }
-        Endpoint::Tcp(host_port) if !spec.address().is_tls() => {
-            let (host_port, record) = (host_port.clone(), record.clone());
-            Ok(
-                builder.build_with_transport(spec.address().clone(), move || {
-                    let (host_port, record) = (host_port.clone(), record.clone());
-                    async move {
-                        let io = tokio::net::TcpStream::connect(host_port).await?;
-                        Ok(Tee { io, record })
-                    }
-                }),
-            )
-        }
-        _ => builder.build(spec.address(), spec.tls()),
+        None => builder.build(spec.address(), spec.tls()),
     };
     let start = Instant::now();
     let mut exchange = Exchange {
@@ -148,6 +138,32 @@ pub(crate) async fn exchange(
         exchange.body = Bytes::from(reply.body);
     }
     exchange
+}
+
+/// Where a recorded connection goes: plain transports only (over TLS the
+/// bytes read are ciphertext).
+#[derive(Clone)]
+enum Dial {
+    Unix(std::path::PathBuf),
+    Tcp(String),
+}
+
+impl Dial {
+    fn of(spec: &PluginSpec) -> Option<Dial> {
+        match spec.address().endpoint() {
+            _ if spec.address().is_tls() => None,
+            Endpoint::Unix(path) => Some(Dial::Unix(path.clone())),
+            Endpoint::Tcp(host_port) => Some(Dial::Tcp(host_port.clone())),
+            _ => None,
+        }
+    }
+
+    async fn connect(&self) -> io::Result<Box<dyn PluginIo>> {
+        Ok(match self {
+            Dial::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
+            Dial::Tcp(host_port) => Box::new(tokio::net::TcpStream::connect(host_port).await?),
+        })
+    }
 }
 
 /// A connection that keeps a copy of what it reads.
