@@ -31,7 +31,7 @@ use plugin_bench::{
     Args, BoxError, ECHO_METHOD, Echo, KIND, MANY_SOCKETS, Report, STATS_METHOD, Tree, cpu_time,
     many_name, quantile, rate, spec_name,
 };
-use plugin_registry::client::{Client, NO_ARGS};
+use plugin_registry::client::Client;
 use plugin_registry::discovery::LocalRegistry;
 use plugin_registry::{Policy, Registry};
 
@@ -87,14 +87,11 @@ async fn echo_client(args: &Args, tree: &Tree) -> Result<Client, BoxError> {
         other => return Err(format!("--transport unix|tcp, not {other:?}").into()),
     };
     let plugin = registry(tree, "main").get(name, KIND).await?;
-    Ok(plugin
-        .client()
-        .ok_or("activated plugin without client")?
-        .clone())
+    Ok(plugin.client().clone())
 }
 
 async fn echo(client: &Client, request: &Echo) -> Result<(), BoxError> {
-    let reply: Echo = client.call(ECHO_METHOD, Some(request)).await?;
+    let reply: Echo = client.call(ECHO_METHOD).args(request).json().await?;
     if reply.name.len() != request.name.len() {
         return Err("echo reply differs from the request".into());
     }
@@ -258,9 +255,7 @@ async fn first_get_parts(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
         let t1 = Instant::now();
         let client = Client::new(spec.address().clone(), spec.tls())?;
         let t2 = Instant::now();
-        client
-            .call_bytes(plugin_registry::proto::ACTIVATE_METHOD, bytes::Bytes::new())
-            .await?;
+        client.call(plugin_registry::proto::ACTIVATE_METHOD).await?;
         let t3 = Instant::now();
         resolve.push((t1 - t0).as_secs_f64() * 1e6);
         build.push((t2 - t1).as_secs_f64() * 1e6);
@@ -281,7 +276,8 @@ async fn activations(tree: &Tree) -> Result<u64, BoxError> {
     }
     let address = format!("unix://{}", tree.main_socket().display());
     let stats: Stats = Client::new(address, None)?
-        .call(STATS_METHOD, NO_ARGS)
+        .call(STATS_METHOD)
+        .json()
         .await?;
     Ok(stats.activates)
 }

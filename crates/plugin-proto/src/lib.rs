@@ -63,14 +63,14 @@ pub mod fuzzing;
 
 pub use address::{Address, AddressError, Endpoint, MAX_UNIX_PATH_LEN};
 pub use call::{
-    EncodeError, USER_AGENT_VALUE, encode_args, encode_call, encode_call_head, encode_stream_args,
-    validate_method,
+    EncodeError, USER_AGENT_VALUE, call_url, encode_args, encode_call, encode_call_head,
+    encode_stream_args, validate_method,
 };
 pub use gojson::DecodeError;
 pub use manifest::Manifest;
 pub use message::{
-    Call, Empty, ErrReply, ErrResponse, GoTime, GoTimeError, StreamCall, decode_call_reply,
-    decode_message, decode_request, encode_request, encode_stream_request, null_as_default,
+    Call, Empty, ErrReply, ErrResponse, GoTime, GoTimeError, StreamCall, decode_message,
+    decode_request, encode_request, encode_stream_request, null_as_default,
 };
 pub use reply::{StatusError, decode_json, decode_reply};
 pub use retry::RetryPolicy;
