@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use plugin_registry::client::{CallOptions, Client, PluginIo};
+use plugin_registry::client::{Client, PluginIo};
 use plugin_registry::discovery::PluginSpec;
 use plugin_registry::proto::{Endpoint, RetryPolicy, retry::go_duration};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -104,10 +104,12 @@ pub(crate) async fn exchange(
             return exchange;
         }
     };
-    let options = CallOptions::new()
+    let call = client
+        .call(method)
+        .body(body)
         .timeout(bound)
         .retry_connection_refused(false);
-    let reply = tokio::time::timeout(bound, client.call_bytes_with(method, body, &options)).await;
+    let reply = tokio::time::timeout(bound, call).await;
     exchange.latency = start.elapsed();
     match reply {
         Ok(Ok(body)) => {
