@@ -18,3 +18,4 @@ mod listen;
 mod proto_corpus;
 mod registry;
 mod server;
+mod telemetry;

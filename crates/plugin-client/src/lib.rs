@@ -57,6 +57,7 @@ mod connect;
 mod error;
 mod request;
 pub mod retry;
+pub mod telemetry;
 mod tls;
 
 pub use body::{ReplyBody, SendBody};

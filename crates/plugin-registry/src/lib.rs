@@ -62,6 +62,7 @@ mod plugin;
 mod policy;
 mod proxy;
 mod registry;
+pub mod telemetry;
 mod volume;
 mod watch;
 
