@@ -314,6 +314,8 @@
 //! - `detail`: why (`connection refused`, the resolve error, `socket
 //!   re-created`), or `null`.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod call;
 mod check;
