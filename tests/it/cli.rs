@@ -1479,24 +1479,43 @@ async fn check_passes_a_volume_plugin_without_flaws_and_cleans_up_what_it_create
 }
 
 #[tokio::test]
-async fn check_passes_memvol_and_simple_ipam_and_leaves_no_volume_behind() {
+async fn check_passes_every_example_plugin_and_leaves_nothing_behind() {
     let tree = PluginTree::new();
     let root = tempfile::tempdir().unwrap();
-    let memvol = memvol::MemVol::new(root.path()).plugin().unwrap();
-    let ipam = simple_ipam::SimpleIpam::new("10.66.0.0/16".parse().unwrap())
-        .plugin()
-        .unwrap();
+    let plugins = [
+        ("memvol", memvol::MemVol::new(root.path()).plugin().unwrap()),
+        (
+            "simple-ipam",
+            simple_ipam::SimpleIpam::new("10.66.0.0/16".parse().unwrap())
+                .plugin()
+                .unwrap(),
+        ),
+        ("memnet", memnet::MemNet::new().plugin().unwrap()),
+        (
+            "rule-authz",
+            rule_authz::RuleAuthz::new(rule_authz::Policy::new())
+                .plugin()
+                .unwrap(),
+        ),
+    ];
     let mut servers = Vec::new();
-    for (plugin, name) in [(memvol, "memvol"), (ipam, "simple-ipam")] {
+    for (name, plugin) in plugins {
         let listener =
             plugin_server::Listener::unix(tree.path(format!("run/{name}.sock"))).unwrap();
         let server = plugin_server::Server::new(plugin).handle_signals(false);
         servers.push(tokio::spawn(server.serve(listener)));
     }
-    for name in ["memvol", "simple-ipam"] {
-        let out = plugctl(&tree, &["check", name]).await;
+    for (name, kind) in [
+        ("memvol", "VolumeDriver"),
+        ("simple-ipam", "IpamDriver"),
+        ("memnet", "NetworkDriver"),
+        ("rule-authz", "authz"),
+    ] {
+        let out = plugctl(&tree, &["check", name, "--json"]).await;
         assert_eq!(out.exit, Exit::Ok, "{name}: {out:?}");
-        assert!(out.stdout.contains("no findings"), "{}", out.stdout);
+        let report = json(&out);
+        assert_eq!(report["checked"], serde_json::json!([kind]), "{report:#}");
+        assert_eq!(report["findings"], serde_json::json!([]), "{report:#}");
     }
     let out = plugctl(&tree, &["call", "memvol", "VolumeDriver.List", "{}"]).await;
     assert_eq!(out.stdout.trim(), r#"{"Volumes":[]}"#, "{out:?}");
