@@ -59,9 +59,13 @@ pub struct LogCapture {
 pub fn capture() -> LogCapture {
     let events = Events::default();
     let subscriber = tracing_subscriber::registry().with(events.clone());
+    let guard = tracing::subscriber::set_default(subscriber);
+    // A callsite another test's thread registered while this capture was
+    // being installed may have cached "nobody listens"; ask again.
+    tracing::callsite::rebuild_interest_cache();
     LogCapture {
         events,
-        _guard: tracing::subscriber::set_default(subscriber),
+        _guard: guard,
     }
 }
 
