@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use plugin_client::retry::{self, Failed};
 use plugin_client::{Client, ClientBuilder};
-use plugin_discovery::{LocalRegistry, PluginSpec};
+use plugin_discovery::{DirView, LocalRegistry, PluginSpec};
 use plugin_proto::Manifest;
 use tokio::sync::{broadcast, watch};
 
@@ -39,7 +39,8 @@ pub struct Registry {
 }
 
 struct Inner {
-    local: LocalRegistry,
+    /// Answers kept until inotify reports a change (never stale).
+    local: DirView,
     policy: Policy,
     state: Mutex<State>,
     events: broadcast::Sender<Event>,
@@ -108,7 +109,7 @@ impl Registry {
     pub fn new(local: LocalRegistry, policy: Policy) -> Registry {
         Registry {
             inner: Arc::new(Inner {
-                local,
+                local: DirView::new(local),
                 policy,
                 state: Mutex::new(State::default()),
                 events: broadcast::channel(EVENT_BACKLOG).0,
@@ -140,7 +141,7 @@ impl Registry {
 
     /// The discovery layer this registry resolves names with.
     pub fn local(&self) -> &LocalRegistry {
-        &self.inner.local
+        self.inner.local.local()
     }
 
     /// The policy in force.
@@ -363,7 +364,7 @@ impl Registry {
             }
             LookupWait::Watch(limit) => {
                 let deadline = tokio::time::Instant::now() + limit;
-                let mut watch = DirWatch::new(local);
+                let mut watch = DirWatch::new(local.local());
                 loop {
                     match local.plugin(name) {
                         Ok(spec) => return Ok(spec),
