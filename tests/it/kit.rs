@@ -741,3 +741,23 @@ fn pki_files_have_the_documented_forms() {
     assert_eq!(std::fs::metadata(&pki.empty_file).unwrap().len(), 0);
     assert_eq!(certs(&pki.empty_file), 0);
 }
+
+#[test]
+fn the_log_capture_keeps_spans_with_their_last_field_values() {
+    let logs = plugin_tests::logs::capture();
+    let span = tracing::info_span!(
+        "call",
+        method = "VolumeDriver.List",
+        attempt = tracing::field::Empty
+    );
+    span.record("attempt", 1u32);
+    span.in_scope(|| tracing::warn!("inside"));
+    span.record("attempt", 2u32);
+    tracing::debug_span!("other").in_scope(|| {});
+    let spans = logs.spans("call");
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].fields["method"], "VolumeDriver.List");
+    assert_eq!(spans[0].fields["attempt"], "2");
+    assert_eq!(logs.spans("other").len(), 1);
+    assert_eq!(logs.at(tracing::Level::WARN), ["inside"]);
+}

@@ -19,3 +19,4 @@ mod listen;
 mod proto_corpus;
 mod registry;
 mod server;
+mod telemetry;

@@ -8,7 +8,13 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 /// Inspect and diagnose Docker v1 plugins (sockets in /run/docker/plugins,
 /// .spec and .json files in /etc/docker/plugins and /usr/lib/docker/plugins).
 #[derive(Debug, Parser)]
-#[command(name = "plugctl", version, about, max_term_width = 100)]
+#[command(
+    name = "plugctl",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = "Exit status: 0 success, 1 a problem was found or a call failed, 2 usage error."
+)]
 pub(crate) struct Cli {
     /// The socket directory [default: /run/docker/plugins].
     #[arg(long, global = true, value_name = "DIR")]
@@ -56,6 +62,61 @@ pub(crate) enum Command {
     /// Start the example volume plugin in a temporary directory and walk
     /// ls, inspect, volume calls and doctor against it.
     Demo,
+    /// Stream plugins appearing, vanishing, going stale and changing
+    /// definition, one line each (JSON lines with --json), until Ctrl-C.
+    Watch(WatchArgs),
+    /// Activate a plugin and exercise its subsystem as dockerd does, with
+    /// scratch names cleaned up afterwards; report every protocol finding
+    /// with Docker's consequence (exit 1 when there is any).
+    Check(CheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions(CompletionsArgs),
+    /// Print the manual page plugctl(1) in roff, or write it and one page
+    /// per subcommand into a directory.
+    Man(ManArgs),
+}
+
+/// `plugctl check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The plugin name.
+    pub(crate) name: String,
+
+    /// Check only this subsystem: VolumeDriver, IpamDriver, NetworkDriver
+    /// or authz [default: every one the plugin implements].
+    #[arg(long, value_name = "KIND")]
+    pub(crate) kind: Option<String>,
+}
+
+/// `plugctl completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell, e.g. `plugctl completions bash > /etc/bash_completion.d/plugctl`.
+    #[arg(value_name = "SHELL")]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// `plugctl man`.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write plugctl.1 and plugctl-<command>.1 into DIR (which must exist)
+    /// instead of printing plugctl.1.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+}
+
+/// `plugctl watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// How often to rescan and check that sockets still accept
+    /// connections (changes in the directories are seen at once).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub(crate) interval: Duration,
+
+    /// Exit after N events (the initial `present` lines included).
+    #[arg(long, value_name = "N")]
+    pub(crate) count: Option<u64>,
 }
 
 /// `plugctl ls`.

@@ -16,6 +16,10 @@
 //!   call NAME METHOD [JSON|-]    one call; the reply on stdout
 //!   doctor                       find what is wrong; exit 1 if anything is
 //!   demo                         the whole system against a temporary tree
+//!   watch [--interval D] [--count N]  plugins appearing, vanishing, going stale, changing
+//!   check NAME [--kind KIND]     exercise a plugin as dockerd does; report protocol findings
+//!   completions SHELL            a completion script: bash, zsh, fish, elvish, powershell
+//!   man [--dir DIR]              plugctl(1) in roff; with --dir, one page per command too
 //! ```
 //!
 //! Global options (accepted before or after the command):
@@ -43,9 +47,9 @@
 //!
 //! | status | meaning |
 //! |---|---|
-//! | 0 | success (`ls` listed, `inspect` activated the plugin, `call` got a 200, `doctor` found nothing, `demo` behaved as expected) |
-//! | 1 | a problem: the directories could not be listed, the name did not resolve, activation or the call failed (a status error prints Docker's `<Method>: <message>` on stderr), `doctor` found something |
-//! | 2 | usage: unknown options, a bad duration, a method not shaped `Subsystem.Method`, a request body that is not JSON, `demo --json` |
+//! | 0 | success (`ls` listed, `inspect` activated the plugin, `call` got a 200, `doctor` or `check` found nothing, `demo` behaved as expected, `watch` was stopped or wrote its `--count` events) |
+//! | 1 | a problem: the directories could not be listed, the name did not resolve, activation or the call failed (a status error prints Docker's `<Method>: <message>` on stderr), `doctor` or `check` found something |
+//! | 2 | usage: unknown options, a bad duration, a method not shaped `Subsystem.Method`, a request body that is not JSON, `demo --json`, `check --kind` of a subsystem it does not know |
 //!
 //! `ls` exits 0 even when some rows carry errors: they are data (run
 //! `doctor` for a verdict).
@@ -198,20 +202,136 @@
 //! every step behaved as expected (including `doctor` finding exactly the
 //! two planted problems). The directory options do not apply; `--json` is
 //! refused.
+//!
+//! # `check NAME [--kind KIND]`
+//!
+//! Activates NAME and, for each subsystem it implements that `check`
+//! knows (or only KIND), makes the calls dockerd makes, in dockerd's
+//! order, with Docker's exact request bytes, one attempt each, each
+//! bounded by `--timeout` (and by Docker's own per-method timeout where
+//! it has one, such as 1 minute for `VolumeDriver.Path`):
+//!
+//! | KIND | calls |
+//! |---|---|
+//! | `VolumeDriver` | `Capabilities`; `Create` of a scratch volume `plugctl-check-<pid>-<n>` (no options), `Get`, `List`, `Path`, `Mount` with a 64-hex ID, `Unmount` with the same ID, `Remove`, then `Get` of the removed volume (to see how the plugin reports an error) |
+//! | `IpamDriver` | `GetCapabilities`, `GetDefaultAddressSpaces`, `RequestPool` in the local default space, `RequestAddress` in that pool, `ReleaseAddress`, `ReleasePool` |
+//! | `NetworkDriver` | `GetCapabilities`, `CreateNetwork` of a scratch network (a 64-hex ID, an IPv4 pool `10.250.0.0/24`), `DeleteNetwork` |
+//! | `authz` | `AuthZReq` and `AuthZRes` for a synthetic `GET /_ping` by user `plugctl-check` |
+//!
+//! Whatever it created is removed again, even when a step in between
+//! failed. Each reply is judged from the bytes the plugin wrote (status
+//! line, headers, body; over `https://` only the status and body the
+//! client saw). The findings:
+//!
+//! | kind | severity | the plugin | Docker |
+//! |---|---|---|---|
+//! | `capabilities_missing` | warning | has no `VolumeDriver.Capabilities`, or answers without `Capabilities` | falls back to local scope |
+//! | `invalid_scope` | warning (volume), error (network) | answers a scope other than `local`/`global` (libnetwork: exactly, `Local` is invalid) | volumes: logs `Volume driver returned an invalid scope` and uses local; networks: refuses the driver |
+//! | `error_not_json` | warning | answers an error with an HTML page or plain text | shows the whole body as the error, `<Method>: <body>` |
+//! | `err_with_200` | warning | reports an error as `200 {"Err":…}` | its typed proxies take it as an error without the method prefix; anything checking only the status sees success |
+//! | `key_case` | warning | spells a key in another case (`MountPoint`) | reads it (Go matches keys case-insensitively); exact decoders miss it |
+//! | `null_list` | warning | answers `null` where a list is expected (`"Volumes": null`) | reads no volumes; decoders expecting an array fail |
+//! | `mount_without_mountpoint` | error | answers `Mount` without a `Mountpoint` | bind-mounts an empty source: the container fails to start |
+//! | `content_type_required` | error | answers 415 (it wants a `Content-Type`) | sends none, so the call always fails |
+//! | `slow` | error | does not answer within the bound | gives up after its per-method timeout, or hangs where it has none |
+//! | `bad_reply` | error | answers 200 with an empty or non-JSON body | cannot decode it (`EOF`), the operation fails |
+//! | `call_failed` | error | fails a call Docker needs (or an authz reply has no boolean `Allow`) | the operation named in `docker` fails |
+//!
+//! Human output is a table of the calls made and a table of findings (or
+//! `no findings: …`). Exit 0 with no findings, 1 with any (or when the
+//! plugin does not resolve, does not activate, or does not implement
+//! KIND), 2 for a KIND `check` does not know. `check --json`:
+//!
+//! ```json
+//! {
+//!   "name": "vol",
+//!   "address": "unix:///run/docker/plugins/vol.sock",
+//!   "implements": ["VolumeDriver"],
+//!   "checked": ["VolumeDriver"],
+//!   "calls": [
+//!     {"method": "VolumeDriver.Mount", "expected": "success", "status": 200,
+//!      "latency_ms": 0.41, "error": null}
+//!   ],
+//!   "findings": [
+//!     {"kind": "key_case", "severity": "warning", "method": "VolumeDriver.Mount",
+//!      "detail": "\"MountPoint\" where Docker's field is \"Mountpoint\"",
+//!      "docker": "Docker reads it only because Go's JSON decoding ignores key case; ..."}
+//!   ],
+//!   "error": null
+//! }
+//! ```
+//!
+//! `expected` is `success`, `failure` (provoked on purpose) or `optional`;
+//! `status` is `null` when no reply head arrived; `error` (top level) says
+//! why nothing could be checked, else `null`.
+//!
+//! # `watch [--interval DURATION] [--count N]`
+//!
+//! First one `present` line per plugin, then one line per change until
+//! Ctrl-C or SIGTERM (exit 0), or until `--count` lines were written.
+//! Changes in the directories are seen at once through inotify (a
+//! directory that cannot be watched, for example one that does not exist
+//! yet, is polled until it can be); every `--interval` (default `1s`) the
+//! directories are rescanned anyway and each plugin's address is checked
+//! with a bare connect, nothing sent, bounded by `--timeout`: that is how
+//! a plugin that died and left its socket behind is seen going `stale`.
+//! Memory stays proportional to the number of plugins whatever the rate
+//! of file-system events (a burst of them is one rescan). A line on
+//! stderr says what is watched, once the watch is in place.
+//!
+//! A line for people:
+//!
+//! ```text
+//! 2026-12-07T11:40:01.123Z  appeared    memvol  unix:///run/docker/plugins/memvol.sock (socket)  live
+//! ```
+//!
+//! `watch --json` writes one JSON object per line (JSON lines):
+//!
+//! ```json
+//! {"time": "2026-12-07T11:40:01.123Z", "event": "changed", "name": "web",
+//!  "source": {"kind": "spec", "path": "/etc/docker/plugins/web.spec"},
+//!  "address": "tcp://127.0.0.1:9001", "state": "live",
+//!  "previous": {"source": {"kind": "spec", "path": "/etc/docker/plugins/web.spec"},
+//!               "address": "tcp://127.0.0.1:9000"},
+//!  "detail": null}
+//! ```
+//!
+//! - `time`: UTC to the millisecond, RFC 3339 as Go writes it (trailing
+//!   zeros of the fraction dropped: `…:01.12Z`, `…:01Z`).
+//! - `event`: `present` (there when the watch began), `appeared`,
+//!   `vanished`, `changed` (another source file, address, TLS options or
+//!   declared `Implements`, or the socket re-created: a restarted plugin),
+//!   `broken` (the name is listed but no longer resolves: `detail` says
+//!   why), a new liveness state (`stale`, `live`, `unreachable`), or
+//!   `error` (the directories cannot be listed; `name` is `null`).
+//! - `source`, `address`: where the plugin is defined and what is dialled
+//!   (the last known ones for `vanished`; `null` when it does not resolve).
+//! - `state`: `live` (a connection was accepted), `stale` (refused, or the
+//!   socket file is gone: nothing listens), `unreachable` (a tcp connect
+//!   failed otherwise or timed out), `broken`, `unchecked` (named pipes),
+//!   or `null` (`vanished`, `error`).
+//! - `previous`: for `changed`, the source and address before; else `null`.
+//! - `detail`: why (`connection refused`, the resolve error, `socket
+//!   re-created`), or `null`.
 
 #![forbid(unsafe_code)]
 
 mod args;
 mod call;
+mod check;
 mod demo;
 mod doctor;
+mod generate;
 mod inspect;
 mod ls;
 mod output;
 mod probe;
+mod watch;
 
 use std::ffi::OsString;
+use std::future::Future;
 use std::io::{self, IsTerminal, Read, Write};
+use std::pin::Pin;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -292,8 +412,37 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    run_until(args, io, std::future::pending()).await
+}
+
+/// [`run`], where `stop` ends the commands that run until stopped
+/// (`watch`, which then exits 0). Other commands never poll it, so a
+/// `stop` that installs signal handlers when first polled (as [`main`]'s
+/// does) installs none for them.
+///
+/// ```no_run
+/// # async fn f() {
+/// let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+/// let (mut stdin, mut stdout, mut stderr) = (&b""[..], Vec::new(), Vec::new());
+/// let mut io = plugctl::Io {
+///     stdin: &mut stdin,
+///     stdout: &mut stdout,
+///     stderr: &mut stderr,
+///     stdout_terminal: false,
+///     stderr_terminal: false,
+/// };
+/// # drop(tx);
+/// let stop = async { let _ = rx.await; };
+/// let exit = plugctl::run_until(["plugctl", "watch", "--json"], &mut io, stop).await;
+/// # }
+/// ```
+pub async fn run_until<I, T>(args: I, io: &mut Io<'_>, stop: impl Future<Output = ()>) -> Exit
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
     match Cli::try_parse_from(args) {
-        Ok(cli) => execute(cli, io).await,
+        Ok(cli) => execute(cli, io, std::pin::pin!(stop)).await,
         Err(e) => {
             let exit = Exit::of_clap(&e);
             let text = e.render().to_string();
@@ -346,8 +495,8 @@ where
     }
 }
 
-async fn execute(cli: Cli, io: &mut Io<'_>) -> Exit {
-    match dispatch(cli, io).await {
+async fn execute(cli: Cli, io: &mut Io<'_>, stop: Pin<&mut dyn Future<Output = ()>>) -> Exit {
+    match dispatch(cli, io, stop).await {
         Ok(exit) => exit,
         // `plugctl ls | head`: the reader left; nothing more to say.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Exit::Problem,
@@ -358,7 +507,11 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Exit {
     }
 }
 
-async fn dispatch(cli: Cli, io: &mut Io<'_>) -> io::Result<Exit> {
+async fn dispatch(
+    cli: Cli,
+    io: &mut Io<'_>,
+    stop: Pin<&mut dyn Future<Output = ()>>,
+) -> io::Result<Exit> {
     let ctx = Ctx {
         local: Ctx::local_registry(cli.socket_dir.as_deref(), &cli.spec_dir),
         json: cli.json,
@@ -379,6 +532,18 @@ async fn dispatch(cli: Cli, io: &mut Io<'_>) -> io::Result<Exit> {
             Exit::Usage
         }
         Command::Demo => demo::run(&ctx, io.stdout, io.stderr).await?,
+        Command::Watch(a) => {
+            let options = watch::Options {
+                interval: a.interval,
+                count: a.count,
+            };
+            watch::run(&ctx, io.stdout, io.stderr, options, stop).await?
+        }
+        Command::Check(a) => {
+            check::run(&ctx, io.stdout, io.stderr, &a.name, a.kind.as_deref()).await?
+        }
+        Command::Completions(a) => generate::completions(io.stdout, a.shell)?,
+        Command::Man(a) => generate::man(io.stdout, io.stderr, a.dir.as_deref())?,
     };
     io.stdout.flush()?;
     Ok(exit)
@@ -388,7 +553,17 @@ async fn dispatch(cli: Cli, io: &mut Io<'_>) -> io::Result<Exit> {
 /// tracing subscriber `-v` asks for, and runs the command on a
 /// single-threaded tokio runtime with the real stdin, stdout and stderr.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    main_from(std::env::args_os())
+}
+
+/// [`main`] with the given arguments (the first is the program name), for
+/// running the whole binary in a child process of a test.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
             let exit = Exit::of_clap(&e);
@@ -420,7 +595,28 @@ pub fn main() -> ExitCode {
         stdout_terminal,
         stderr_terminal,
     };
-    runtime.block_on(execute(cli, &mut io)).into()
+    runtime
+        .block_on(execute(cli, &mut io, std::pin::pin!(shutdown_signal())))
+        .into()
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this is
+/// first polled, which only `watch` does: every other command keeps the
+/// default signal dispositions.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::debug!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// `-v` info, `-vv` debug, `-vvv` trace, to stderr; without `-v`, only

@@ -88,6 +88,7 @@ pub struct ClientBuilder {
     pool_max_idle: usize,
     dial_timeout: Duration,
     on_connect_failure: Option<ConnectFailureHook>,
+    label: Option<Arc<str>>,
 }
 
 impl Default for ClientBuilder {
@@ -100,6 +101,7 @@ impl Default for ClientBuilder {
             pool_max_idle: DEFAULT_POOL_MAX_IDLE,
             dial_timeout: DEFAULT_DIAL_TIMEOUT,
             on_connect_failure: None,
+            label: None,
         }
     }
 }
@@ -114,6 +116,7 @@ impl fmt::Debug for ClientBuilder {
             .field("pool_max_idle", &self.pool_max_idle)
             .field("dial_timeout", &self.dial_timeout)
             .field("on_connect_failure", &self.on_connect_failure.is_some())
+            .field("label", &self.label)
             .finish()
     }
 }
@@ -197,6 +200,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The `plugin` label of the client's spans and metrics (see
+    /// [`telemetry`](crate::telemetry)); the registry gives each plugin's
+    /// client its name. Without one, the address is the label.
+    pub fn label(mut self, label: impl Into<String>) -> ClientBuilder {
+        self.label = Some(Arc::from(label.into()));
+        self
+    }
+
     /// Creates the client for `address`, as Docker's `NewClient` does: the
     /// address is parsed, unix paths over 108 bytes and named pipes off
     /// Windows are refused, and TLS files are read now. Any of these
@@ -252,8 +263,10 @@ impl ClientBuilder {
             // Go writes canonical header names (`Host`, `Content-Length`);
             // plugins that compare bytes see what Docker sends.
             .http1_title_case_headers(true);
+        let label = self.label.unwrap_or_else(|| Arc::from(address.as_str()));
         Client::from_shared(Shared {
             http: http.build(connector),
+            label,
             address,
             timeout: self.timeout,
             retry: self.retry,

@@ -12,6 +12,7 @@ use std::fmt;
 use std::future::{Future as _, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -25,9 +26,10 @@ use crate::body::{Deadline, Payload, ReadError, ReqBody, read_capped};
 use crate::builder::{ClientBuilder, ConnectFailureHook, IntoAddress};
 use crate::classify::classify;
 use crate::connect::{Connector, Transport};
-use crate::error::{Error, TIMEOUT, TOO_LARGE};
+use crate::error::{Error, PLUGIN_ERR, TIMEOUT, TOO_LARGE};
 use crate::request::{CallRequest, CallTarget, Options, StreamTarget, token};
 use crate::retry::{self, Failed};
+use crate::telemetry;
 
 /// An HTTP client for one plugin.
 ///
@@ -62,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) retry: RetryPolicy,
     pub(crate) max_reply_size: u64,
     pub(crate) on_connect_failure: Option<ConnectFailureHook>,
+    /// The `plugin` of its spans and metrics.
+    pub(crate) label: Arc<str>,
 }
 
 impl fmt::Debug for Client {
@@ -102,6 +106,12 @@ impl Client {
         Client {
             inner: Arc::new(shared),
         }
+    }
+
+    /// The `plugin` label of its spans and metrics
+    /// ([`ClientBuilder::label`], else the address).
+    pub fn label(&self) -> &str {
+        &self.inner.label
     }
 
     /// The plugin's address.
@@ -211,7 +221,10 @@ impl Client {
         let url = call_url(&shared.address, method).map_err(|e| Error::encode(method, e))?;
         let policy = opts.retry.unwrap_or(shared.retry);
         let (payload, url) = (&payload, url.as_str());
+        let attempts = &AtomicU32::new(0);
         let result = retry::run(policy, || async move {
+            let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::Span::current().record("attempt", attempt);
             let head = encode_call_head(&shared.address, method, payload.content_length())
                 .map_err(|e| Failed::Final(Error::encode(method, e)))?;
             let request = head.map(|()| payload.body());
@@ -241,6 +254,11 @@ impl Client {
             })
         })
         .await;
+        telemetry::record_retries(
+            &shared.label,
+            method,
+            attempts.load(Ordering::Relaxed).saturating_sub(1),
+        );
         if let Err(err) = &result
             && err.is_connect()
             && let Some(hook) = &shared.on_connect_failure
@@ -289,7 +307,11 @@ impl Client {
         let limit = self.inner.max_reply_size;
         let err = match read_capped(&mut body, &mut deadline, limit).await {
             Ok(bytes) => {
-                Error::from_status(StatusError::from_reply(method, status.as_u16(), &bytes))
+                let status = StatusError::from_reply(method, status.as_u16(), &bytes);
+                // The message is the raw body unless it came from `Err`.
+                let own = status.message().as_bytes() != &bytes[..];
+                let err = Error::from_status(status);
+                if own { err.with_flags(PLUGIN_ERR) } else { err }
             }
             // Go reports a failed read of an error body as the status
             // error's message.

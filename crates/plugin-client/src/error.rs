@@ -62,6 +62,7 @@ pub(crate) const TLS: u8 = 2;
 pub(crate) const REFUSED: u8 = 4;
 pub(crate) const MISSING: u8 = 8;
 pub(crate) const TOO_LARGE: u8 = 16;
+pub(crate) const PLUGIN_ERR: u8 = 32;
 
 impl Error {
     fn new(kind: Kind, text: String) -> Error {
@@ -208,6 +209,18 @@ impl Error {
     /// error, its body did; the error is then also [`is_status`](Self::is_status)).
     pub fn is_too_large(&self) -> bool {
         self.0.flags & TOO_LARGE != 0
+    }
+
+    /// `true` for a status error whose message is the plugin's own, from
+    /// the protocol's `{"Err":…}` body (rather than a raw body such as
+    /// `404 page not found`).
+    pub fn is_plugin_error(&self) -> bool {
+        self.0.flags & PLUGIN_ERR != 0
+    }
+
+    /// `true` if the call could not be encoded.
+    pub(crate) fn is_encode(&self) -> bool {
+        self.0.kind == Kind::Encode
     }
 
     /// `true` if the client could not be created: a bad address, a unix path

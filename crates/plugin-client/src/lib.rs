@@ -36,6 +36,9 @@
 //! it as an event). The retry loop, [`retry::run`], is the one the registry
 //! also waits for plugins with.
 //!
+//! Every call is a `plugin_call` span and is counted through the `metrics`
+//! facade (calls, errors by class, retries, latency): see [`telemetry`].
+//!
 //! Types from `plugin-proto` in this crate's signatures (`Address`,
 //! `TlsOptions`, `RetryPolicy`, the typed requests) are not re-exported:
 //! they have one path, `plugin_proto::…` (`plugin_registry::proto::…`
@@ -64,6 +67,7 @@ mod connect;
 mod error;
 mod request;
 pub mod retry;
+pub mod telemetry;
 mod tls;
 
 pub use body::{ReplyBody, SendBody};

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use plugin_proto::{
@@ -22,6 +22,8 @@ use serde::de::DeserializeOwned;
 use crate::body::{Payload, ReplyBody, SendBody};
 use crate::client::Client;
 use crate::error::Error;
+use crate::telemetry;
+use tracing::Instrument as _;
 
 /// Per-call settings (Docker's `RequestOpts`).
 #[derive(Debug, Clone, Copy)]
@@ -229,6 +231,27 @@ impl<'a, O: Send + 'a> IntoFuture for CallRequest<'a, O> {
 
 impl<'a, O: Send + 'a> CallRequest<'a, O> {
     async fn send(self) -> Result<O, Error> {
+        let client = self.client;
+        let method = self.method;
+        let span = tracing::info_span!(
+            "plugin_call",
+            plugin = client.label(),
+            method,
+            address = client.address().as_str(),
+            attempt = tracing::field::Empty,
+        );
+        let start = Instant::now();
+        let result = self.send_inner().instrument(span).await;
+        telemetry::record_call(
+            client.label(),
+            method,
+            start.elapsed(),
+            result.as_ref().err(),
+        );
+        result
+    }
+
+    async fn send_inner(self) -> Result<O, Error> {
         let CallRequest {
             client,
             method,

@@ -31,6 +31,10 @@
 //! authorization plugins that fails closed, with a `tower` layer behind the
 //! `tower` feature.
 //!
+//! Activations (a `plugin_activate` span each), evictions and listings are
+//! reported through the `metrics` facade beside the client's per-call
+//! metrics: see [`telemetry`] and `docs/observability.md`.
+//!
 //! **What it must never do:** touch sockets or TLS itself (that is
 //! `plugin-client`'s job), hold a lock across an await, or let one plugin's
 //! failure block a call about another.
@@ -62,6 +66,7 @@ mod plugin;
 mod policy;
 mod proxy;
 mod registry;
+pub mod telemetry;
 mod volume;
 mod watch;
 

@@ -7,14 +7,17 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use plugin_client::{Client, ClientBuilder, IntoAddress};
 use plugin_discovery::{PluginSpec, Source};
 use plugin_proto::{ACTIVATE_METHOD, Address, Manifest, PROTOCOL_SCHEME, TlsOptions};
 
+use tracing::Instrument as _;
+
 use crate::error::Error;
 use crate::policy::Policy;
+use crate::telemetry;
 
 /// A v1 plugin: its name, where it lives, its client and, once activated,
 /// its manifest. The registry hands out `Arc<Plugin>`; the same object is
@@ -100,7 +103,10 @@ impl Plugin {
         declared: Option<Vec<String>>,
         builder: &ClientBuilder,
     ) -> Result<Plugin, Error> {
-        let client = builder.clone().build(address, tls.as_ref())?;
+        let client = builder
+            .clone()
+            .label(name.clone())
+            .build(address, tls.as_ref())?;
         Ok(Plugin {
             name,
             address: client.address().clone(),
@@ -122,17 +128,31 @@ impl Plugin {
         builder: ClientBuilder,
         handshake: &Handshake,
     ) -> Result<Manifest, Error> {
-        let client = builder
-            .pool_max_idle(0)
-            .build(self.address.clone(), self.tls.as_ref())?;
-        let mut call = client
-            .call(ACTIVATE_METHOD)
-            .retry_connection_refused(handshake.retry_refused);
-        if let Some(t) = handshake.timeout {
-            call = call.timeout(t);
+        let span = tracing::info_span!(
+            "plugin_activate",
+            plugin = self.name.as_str(),
+            method = ACTIVATE_METHOD,
+            address = self.address.as_str(),
+        );
+        let start = Instant::now();
+        let result = async {
+            let client = builder
+                .pool_max_idle(0)
+                .label(self.name.clone())
+                .build(self.address.clone(), self.tls.as_ref())?;
+            let mut call = client
+                .call(ACTIVATE_METHOD)
+                .retry_connection_refused(handshake.retry_refused);
+            if let Some(t) = handshake.timeout {
+                call = call.timeout(t);
+            }
+            let reply = call.await?;
+            Ok(Manifest::decode(&reply)?)
         }
-        let reply = call.await?;
-        Ok(Manifest::decode(&reply)?)
+        .instrument(span)
+        .await;
+        telemetry::record_activation(&self.name, start.elapsed(), result.is_ok());
+        result
     }
 
     /// The name the plugin was found under.

@@ -68,6 +68,11 @@ impl Target {
         let Some(message) = reply.err() else {
             return Ok(reply);
         };
+        plugin_client::telemetry::record_error(
+            self.client.label(),
+            C::METHOD,
+            plugin_client::telemetry::ErrorClass::PluginError,
+        );
         let (method, message) = (C::METHOD.to_owned(), message.to_owned());
         Err(match style {
             ErrStyle::Bare => ErrorKind::Plugin { method, message },

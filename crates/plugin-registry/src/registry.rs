@@ -23,6 +23,7 @@ use crate::handler::Handler;
 use crate::listing::{ListState, Listing};
 use crate::plugin::Handshake;
 use crate::policy::{LookupWait, Policy};
+use crate::telemetry;
 use crate::watch::DirWatch;
 
 /// Resolves plugins by name, activates each once, runs extension-point
@@ -185,13 +186,16 @@ impl Registry {
     /// operators: ok (with the plugin and latency), skipped (its `.json`
     /// spec declares other kinds), refused, missing, timeout or error.
     pub async fn list(&self, kind: &str) -> Result<Vec<Listing>, Error> {
+        let start = Instant::now();
         let names = self.inner.local.scan()?;
         let mut seen = HashSet::new();
         let unique: Vec<String> = names
             .into_iter()
             .filter(|n| seen.insert(n.clone()))
             .collect();
-        Ok(join_all(unique.into_iter().map(|name| self.list_one(name, kind))).await)
+        let listings = join_all(unique.into_iter().map(|name| self.list_one(name, kind))).await;
+        telemetry::record_listing(kind, start.elapsed());
+        Ok(listings)
     }
 
     async fn list_one(&self, name: String, kind: &str) -> Listing {
@@ -317,6 +321,7 @@ impl Registry {
         if let Some(slot) = &removed
             && slot.plugin.manifest().is_some()
         {
+            telemetry::record_eviction(name, &Eviction::Requested);
             let _ = self.inner.events.send(Event::Evicted {
                 name: name.to_owned(),
                 reason: Eviction::Requested,
@@ -552,11 +557,13 @@ fn evict_dead(registry: &Weak<Inner>, name: &str, id: u64, error: &plugin_client
             plugin = name,
             "evicting plugin that can no longer be reached"
         );
+        let reason = Eviction::Unreachable {
+            error: error.to_string(),
+        };
+        telemetry::record_eviction(name, &reason);
         let _ = inner.events.send(Event::Evicted {
             name: name.to_owned(),
-            reason: Eviction::Unreachable {
-                error: error.to_string(),
-            },
+            reason,
         });
     }
 }
