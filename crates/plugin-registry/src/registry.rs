@@ -429,7 +429,11 @@ impl Registry {
             .clone()
             .pool_max_idle(0)
             .build(plugin.address().clone(), plugin.tls_options())?;
-        plugin.set_client(builder.build(plugin.address().clone(), plugin.tls_options())?);
+        plugin.set_client(
+            builder
+                .timeout(policy.call_timeout)
+                .build(plugin.address().clone(), plugin.tls_options())?,
+        );
         let mut options = CallOptions::default();
         if let Some(t) = policy.handshake_timeout {
             options = options.timeout(t);
