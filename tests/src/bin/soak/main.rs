@@ -327,15 +327,21 @@ impl Engine {
     }
 
     async fn volumes(&self) -> Result<VolumeDriver, Failure> {
-        Ok(VolumeDriver::new(&self.plugin("memvol", "VolumeDriver").await?)?)
+        Ok(VolumeDriver::new(
+            &self.plugin("memvol", "VolumeDriver").await?,
+        )?)
     }
 
     async fn ipam(&self) -> Result<IpamDriver, Failure> {
-        Ok(IpamDriver::new(&self.plugin("simple-ipam", "IpamDriver").await?)?)
+        Ok(IpamDriver::new(
+            &self.plugin("simple-ipam", "IpamDriver").await?,
+        )?)
     }
 
     async fn network(&self) -> Result<NetworkDriver, Failure> {
-        Ok(NetworkDriver::new(&self.plugin("soaknet", "NetworkDriver").await?)?)
+        Ok(NetworkDriver::new(
+            &self.plugin("soaknet", "NetworkDriver").await?,
+        )?)
     }
 
     async fn logs(&self) -> Result<LogDriver, Failure> {
@@ -383,7 +389,12 @@ impl Engine {
     async fn volume_flow(&self) {
         let t = self.token();
         let created = self.op("VolumeDriver.Create", OP_DEADLINE, async {
-            Ok(self.volumes().await?.create(&t, None).instrument(span(&t)).await?)
+            Ok(self
+                .volumes()
+                .await?
+                .create(&t, None)
+                .instrument(span(&t))
+                .await?)
         });
         if created.await.is_none() {
             return;
@@ -393,16 +404,31 @@ impl Engine {
         })
         .await;
         let mounted = self.op("VolumeDriver.Mount", OP_DEADLINE, async {
-            Ok(self.volumes().await?.mount(&t, "c1").instrument(span(&t)).await?)
+            Ok(self
+                .volumes()
+                .await?
+                .mount(&t, "c1")
+                .instrument(span(&t))
+                .await?)
         });
         if mounted.await.is_some() {
             self.op("VolumeDriver.Unmount", OP_DEADLINE, async {
-                Ok(self.volumes().await?.unmount(&t, "c1").instrument(span(&t)).await?)
+                Ok(self
+                    .volumes()
+                    .await?
+                    .unmount(&t, "c1")
+                    .instrument(span(&t))
+                    .await?)
             })
             .await;
         }
         self.op("VolumeDriver.Remove", OP_DEADLINE, async {
-            Ok(self.volumes().await?.remove(&t).instrument(span(&t)).await?)
+            Ok(self
+                .volumes()
+                .await?
+                .remove(&t)
+                .instrument(span(&t))
+                .await?)
         })
         .await;
         self.op("VolumeDriver.List", OP_DEADLINE, async {
@@ -419,7 +445,12 @@ impl Engine {
                 options: options.clone(),
                 ..Default::default()
             };
-            Ok(self.ipam().await?.request_pool(&request).instrument(span(&t)).await?)
+            Ok(self
+                .ipam()
+                .await?
+                .request_pool(&request)
+                .instrument(span(&t))
+                .await?)
         });
         let Some(pool) = pool.await else {
             return;
@@ -430,12 +461,21 @@ impl Engine {
                 options: options.clone(),
                 ..Default::default()
             };
-            Ok(self.ipam().await?.request_address(&request).instrument(span(&t)).await?)
+            Ok(self
+                .ipam()
+                .await?
+                .request_address(&request)
+                .instrument(span(&t))
+                .await?)
         });
         if let Some(address) = address.await {
             let ip = address.address.split('/').next().unwrap_or_default();
             self.op("IpamDriver.ReleaseAddress", OP_DEADLINE, async {
-                Ok(self.ipam().await?.release_address(&pool.pool_id, ip).await?)
+                Ok(self
+                    .ipam()
+                    .await?
+                    .release_address(&pool.pool_id, ip)
+                    .await?)
             })
             .await;
         }
@@ -452,7 +492,12 @@ impl Engine {
                 network_id: t.clone(),
                 ..Default::default()
             };
-            Ok(self.network().await?.create_network(&request).instrument(span(&t)).await?)
+            Ok(self
+                .network()
+                .await?
+                .create_network(&request)
+                .instrument(span(&t))
+                .await?)
         });
         if created.await.is_none() {
             return;
@@ -462,7 +507,12 @@ impl Engine {
         })
         .await;
         self.op("NetworkDriver.DeleteNetwork", OP_DEADLINE, async {
-            Ok(self.network().await?.delete_network(&t).instrument(span(&t)).await?)
+            Ok(self
+                .network()
+                .await?
+                .delete_network(&t)
+                .instrument(span(&t))
+                .await?)
         })
         .await;
     }
@@ -560,7 +610,9 @@ impl Engine {
             })
             .await;
         if deny && allowed.is_some() {
-            self.violation(format!("authz: {t} was allowed though the policy denies it"));
+            self.violation(format!(
+                "authz: {t} was allowed though the policy denies it"
+            ));
         }
     }
 
@@ -628,7 +680,11 @@ impl Fleet {
         if !tcp {
             let _ = std::fs::remove_file(self.spec(name));
         }
-        let at = if tcp { self.spec(name) } else { self.socket(name) };
+        let at = if tcp {
+            self.spec(name)
+        } else {
+            self.socket(name)
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -687,9 +743,8 @@ fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
 }
 
-/// Resident memory from `/proc/self/statm` (pages) in KiB; the page size
-/// is read from `/proc/self/smaps_rollup`-free `getconf`-less means: the
-/// kernel reports `VmRSS` in KiB in `/proc/self/status`, the same figure.
+/// Resident memory in KiB: `VmRSS` in `/proc/self/status`, the figure
+/// `/proc/self/statm` gives in pages, without needing the page size.
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -763,16 +818,22 @@ async fn soak(options: Options, retries: Retries) -> Result<bool, String> {
     let samples = Arc::new(Mutex::new(Vec::<Sample>::new()));
     let sampler = {
         let samples = samples.clone();
-        let every = (options.duration / 120).clamp(Duration::from_millis(250), Duration::from_secs(2));
+        let every =
+            (options.duration / 120).clamp(Duration::from_millis(250), Duration::from_secs(2));
         tokio::spawn(async move {
             loop {
                 let sample = Sample {
                     at: started.elapsed().as_secs_f64(),
                     fds: open_fds(),
-                    tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks() as u64,
+                    tasks: tokio::runtime::Handle::current()
+                        .metrics()
+                        .num_alive_tasks() as u64,
                     rss_kib: rss_kib(),
                 };
-                samples.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
+                samples
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(sample);
                 tokio::time::sleep(every).await;
             }
         })
@@ -804,7 +865,11 @@ async fn soak(options: Options, retries: Retries) -> Result<bool, String> {
             }
             55..67 => {
                 fleet.start(i, !tcp_now, Mode::Normal)?;
-                if tcp_now { "move tcp -> unix" } else { "move unix -> tcp" }
+                if tcp_now {
+                    "move tcp -> unix"
+                } else {
+                    "move unix -> tcp"
+                }
             }
             67..77 => {
                 fleet.start(i, rng.below(2) == 0, Mode::Mute)?;
@@ -935,8 +1000,9 @@ fn check_deliveries(dir: &Path, retries: &Retries, engine: &Engine) -> Deliverie
             if n <= allowed {
                 d.retried_duplicates += n - 1;
             } else {
-                d.bad_duplicates
-                    .push(format!("{name}: {method} {token} arrived {n} times, {allowed} allowed"));
+                d.bad_duplicates.push(format!(
+                    "{name}: {method} {token} arrived {n} times, {allowed} allowed"
+                ));
             }
         }
     }
@@ -945,6 +1011,9 @@ fn check_deliveries(dir: &Path, retries: &Retries, engine: &Engine) -> Deliverie
     }
     d
 }
+
+/// Reads one figure of a sample.
+type Metric = fn(&Sample) -> u64;
 
 /// One resource's series and the verdict on it.
 struct Resource {
@@ -970,7 +1039,7 @@ struct Resource {
 fn judge(samples: &[Sample], chaos: f64) -> Vec<Resource> {
     let warm = (chaos * 0.2).max(10.0).min(chaos / 2.0);
     let quarter = (chaos - warm) / 4.0;
-    let window = |from: f64, to: f64, f: fn(&Sample) -> u64| {
+    let window = |from: f64, to: f64, f: Metric| {
         samples
             .iter()
             .filter(|s| s.at >= from && s.at < to)
@@ -978,7 +1047,7 @@ fn judge(samples: &[Sample], chaos: f64) -> Vec<Resource> {
             .max()
             .unwrap_or(0)
     };
-    let series: [(&'static str, fn(&Sample) -> u64); 3] = [
+    let series: [(&'static str, Metric); 3] = [
         ("open descriptors", |s| s.fds),
         ("tokio tasks", |s| s.tasks),
         ("RSS (KiB)", |s| s.rss_kib),
@@ -1019,14 +1088,33 @@ struct Report<'a> {
 impl Report<'_> {
     fn render(&self) -> (String, bool) {
         let s = self.stats;
-        let hangs = s.violations.iter().filter(|v| v.contains("a hang") || v.contains("empty error")).count();
+        let hangs = s
+            .violations
+            .iter()
+            .filter(|v| v.contains("a hang") || v.contains("empty error"))
+            .count();
         let invariants = [
             ("every call ends in time with a clear error", hangs == 0),
-            ("no request delivered twice beyond the client's retries", self.deliveries.bad_duplicates.is_empty()),
-            ("descriptors, tasks and RSS flat after warm-up", self.resources.iter().all(|r| r.flat)),
-            ("every plugin reachable once settled", self.reach.values().all(|(ok, _)| *ok)),
-            ("authorization fails closed", !s.violations.iter().any(|v| v.starts_with("authz:"))),
-            ("no log FIFO left behind", !s.violations.iter().any(|v| v.contains("FIFOs left"))),
+            (
+                "no request delivered twice beyond the client's retries",
+                self.deliveries.bad_duplicates.is_empty(),
+            ),
+            (
+                "descriptors, tasks and RSS flat after warm-up",
+                self.resources.iter().all(|r| r.flat),
+            ),
+            (
+                "every plugin reachable once settled",
+                self.reach.values().all(|(ok, _)| *ok),
+            ),
+            (
+                "authorization fails closed",
+                !s.violations.iter().any(|v| v.starts_with("authz:")),
+            ),
+            (
+                "no log FIFO left behind",
+                !s.violations.iter().any(|v| v.contains("FIFOs left")),
+            ),
         ];
         let ok = s.violations.is_empty() && invariants.iter().all(|(_, held)| *held);
         if self.options.json {
@@ -1063,8 +1151,17 @@ impl Report<'_> {
             return (format!("{value:#}\n"), ok);
         }
         let mut t = String::new();
-        let _ = writeln!(t, "soak report (seed {}, {} s, {} workers)", self.options.seed, self.options.duration.as_secs(), self.options.workers);
-        let _ = writeln!(t, "\noperations                               total    failed  slowest");
+        let _ = writeln!(
+            t,
+            "soak report (seed {}, {} s, {} workers)",
+            self.options.seed,
+            self.options.duration.as_secs(),
+            self.options.workers
+        );
+        let _ = writeln!(
+            t,
+            "\noperations                               total    failed  slowest"
+        );
         let (mut all, mut failed) = (0, 0);
         for (k, (n, f)) in &s.ops {
             all += n;
@@ -1087,19 +1184,41 @@ impl Report<'_> {
             t,
             "\ndeliveries: {} requests recorded by the plugins, {} with a token; client retries logged: {}; \
              duplicates covered by a logged retry: {}; duplicates not allowed: {}",
-            d.recorded, d.with_token, self.retries, d.retried_duplicates, d.bad_duplicates.len()
+            d.recorded,
+            d.with_token,
+            self.retries,
+            d.retried_duplicates,
+            d.bad_duplicates.len()
         );
-        let _ = writeln!(t, "\nresources           first     last      max  baseline     tail  tolerance  flat");
+        let _ = writeln!(
+            t,
+            "\nresources           first     last      max  baseline     tail  tolerance  flat"
+        );
         for r in self.resources {
             let _ = writeln!(
                 t,
                 "  {:<16} {:>7} {:>8} {:>8} {:>9} {:>8} {:>10}  {}",
-                r.name, r.first, r.last, r.max, r.baseline, r.tail, r.tolerance, if r.flat { "yes" } else { "NO" }
+                r.name,
+                r.first,
+                r.last,
+                r.max,
+                r.baseline,
+                r.tail,
+                r.tolerance,
+                if r.flat { "yes" } else { "NO" }
             );
         }
-        let _ = writeln!(t, "\nsettle (reachable through the registry after the chaos)");
+        let _ = writeln!(
+            t,
+            "\nsettle (reachable through the registry after the chaos)"
+        );
         for (k, (ok, d)) in self.reach {
-            let _ = writeln!(t, "  {k:<16} {} in {} ms", if *ok { "reachable" } else { "UNREACHABLE" }, d.as_millis());
+            let _ = writeln!(
+                t,
+                "  {k:<16} {} in {} ms",
+                if *ok { "reachable" } else { "UNREACHABLE" },
+                d.as_millis()
+            );
         }
         let _ = writeln!(t, "\ninvariants");
         for (k, held) in &invariants {

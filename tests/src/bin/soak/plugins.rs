@@ -247,7 +247,11 @@ async fn read_request<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<(Str
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let path = head.split_whitespace().nth(1)?.trim_start_matches('/').to_owned();
+    let path = head
+        .split_whitespace()
+        .nth(1)?
+        .trim_start_matches('/')
+        .to_owned();
     let length: usize = head
         .lines()
         .find_map(|l| {
@@ -264,7 +268,10 @@ async fn read_request<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<(Str
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    Some((path, Bytes::copy_from_slice(&buf[head_end..head_end + length])))
+    Some((
+        path,
+        Bytes::copy_from_slice(&buf[head_end..head_end + length]),
+    ))
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
@@ -360,7 +367,11 @@ impl plugin_server::AuthzPlugin for SoakAuthz {
         let allow = !req.request_uri.contains("/deny");
         Ok(plugin_server::authz::Response {
             allow,
-            msg: if allow { String::new() } else { "denied by soak policy".into() },
+            msg: if allow {
+                String::new()
+            } else {
+                "denied by soak policy".into()
+            },
             ..Default::default()
         })
     }
@@ -416,16 +427,17 @@ impl plugin_server::LogDriver for SoakLog {
         Ok(())
     }
 
-    async fn capabilities(
-        &self,
-    ) -> Result<plugin_server::log::CapabilitiesResponse, PluginError> {
+    async fn capabilities(&self) -> Result<plugin_server::log::CapabilitiesResponse, PluginError> {
         Ok(plugin_server::log::CapabilitiesResponse {
             cap: plugin_server::log::Capability { read_logs: true },
             ..Default::default()
         })
     }
 
-    async fn read_logs(&self, req: plugin_server::log::ReadLogsRequest) -> Result<Reply, PluginError> {
+    async fn read_logs(
+        &self,
+        req: plugin_server::log::ReadLogsRequest,
+    ) -> Result<Reply, PluginError> {
         let stored = {
             let map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             map.get(&req.info.container_id).cloned().unwrap_or_default()
