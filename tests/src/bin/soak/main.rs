@@ -53,6 +53,7 @@ use plugin_registry::{
     ErrorKind, IpamDriver, LogDriver, MetricsCollector, NetworkDriver, Plugin, Policy, Registry,
     VolumeDriver,
 };
+use plugin_tests::procfs;
 use serde_json::json;
 use tracing::Instrument as _;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -146,7 +147,7 @@ impl Options {
             seed: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64),
-            workers: 6,
+            workers: 16,
             json: false,
         };
         let mut it = args.iter();
@@ -674,10 +675,9 @@ impl Fleet {
         let name = self.slots[i].name;
         // An operator moving a plugin cleans up after it: a socket left by
         // a killed instance would otherwise win over the new spec file.
-        if tcp != self.slots[i].tcp || tcp {
+        if tcp {
             let _ = std::fs::remove_file(self.socket(name));
-        }
-        if !tcp {
+        } else {
             let _ = std::fs::remove_file(self.spec(name));
         }
         let at = if tcp {
@@ -737,23 +737,6 @@ impl Drop for Fleet {
             self.stop(i, true);
         }
     }
-}
-
-fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
-}
-
-/// Resident memory in KiB: `VmRSS` in `/proc/self/status`, the figure
-/// `/proc/self/statm` gives in pages, without needing the page size.
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 async fn soak(options: Options, retries: Retries) -> Result<bool, String> {
@@ -824,11 +807,11 @@ async fn soak(options: Options, retries: Retries) -> Result<bool, String> {
             loop {
                 let sample = Sample {
                     at: started.elapsed().as_secs_f64(),
-                    fds: open_fds(),
+                    fds: procfs::open_fds() as u64,
                     tasks: tokio::runtime::Handle::current()
                         .metrics()
                         .num_alive_tasks() as u64,
-                    rss_kib: rss_kib(),
+                    rss_kib: procfs::status_kib("VmRSS").unwrap_or(0),
                 };
                 samples
                     .lock()
