@@ -66,6 +66,8 @@
 //! not carry the engine; remove a file it did not create; or let a handler
 //! panic take a connection down (it becomes a 500).
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod config;
 mod error;
 mod http;
@@ -88,14 +90,14 @@ pub use authz::AuthzPlugin;
 pub use config::{Bound, ListenConfig};
 pub use error::{BuildError, PluginError, ServeError};
 pub use ipam::IpamDriver;
-pub use listen::{DEFAULT_SOCKET_DIR, ListenAddr, Listener};
+pub use listen::{ListenAddr, Listener};
 pub use log::LogDriver;
 pub use metrics::MetricsCollector;
 pub use network::NetworkDriver;
 pub use plugin::{Plugin, PluginBuilder, decode_request};
 pub use reply::{CONTENT_TYPE, Reply};
 pub use serve::{DEFAULT_MAX_REQUEST_BODY, DEFAULT_SHUTDOWN_TIMEOUT, Server};
-pub use spec::{DEFAULT_SPEC_DIR, SpecFile};
+pub use spec::SpecFile;
 pub use systemd::SystemdError;
 pub use tls::{TlsConfig, TlsError};
 pub use volume::VolumeDriver;
@@ -103,3 +105,6 @@ pub use volume::VolumeDriver;
 /// The protocol core this kit builds on (typed messages, `Manifest`,
 /// `TlsOptions` for `.json` specs).
 pub use plugin_proto;
+/// Where Docker looks for plugin sockets and spec files (defined once, in
+/// `plugin-proto`, for the engine side and this kit alike).
+pub use plugin_proto::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR};
