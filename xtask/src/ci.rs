@@ -42,7 +42,7 @@ const STEPS: &[Step] = &[
             "run",
             "-p",
             "plugin-tests",
-            "--bin",
+            "--example",
             "soak",
             "--locked",
             "--quiet",

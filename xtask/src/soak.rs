@@ -1,6 +1,6 @@
 //! `cargo xtask soak [--minutes N | --seconds N] [--seed S] [--json]`:
-//! the soak with chaos (`tests/src/bin/soak`), built in the dev profile
-//! so that it reuses what `cargo test` built.
+//! the soak with chaos (`tests/soak`, an example of the tests package),
+//! built in the dev profile so that it reuses what `cargo test` built.
 //!
 //! It runs mixed engine traffic (registry lookups and listings, every
 //! subsystem's proxy, the log FIFO writer and `ReadLogs` streams, the

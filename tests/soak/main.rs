@@ -341,7 +341,7 @@ impl Engine {
 
     async fn network(&self) -> Result<NetworkDriver, Failure> {
         Ok(NetworkDriver::new(
-            &self.plugin("soaknet", "NetworkDriver").await?,
+            &self.plugin("memnet", "NetworkDriver").await?,
         )?)
     }
 
@@ -769,7 +769,7 @@ async fn soak(options: Options, retries: Retries) -> Result<bool, String> {
     );
     let chain = AuthzChain::with_options(
         registry.clone(),
-        ["soakauthz"],
+        ["rule-authz"],
         AuthzOptions::default().with_call_timeout(AUTHZ_TIMEOUT),
     );
     let engine = Arc::new(Engine {

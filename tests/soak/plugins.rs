@@ -1,9 +1,9 @@
 //! The plugin side of the soak: each plugin instance is a child process
 //! (this binary re-executed with `child …`), so that killing one is real.
 //!
-//! A `normal` instance serves a plugin-server kit plugin (the `memvol` and
-//! `simple-ipam` examples, or the small ones below for networks,
-//! authorization, logging and metrics) with the kit's own [`Server`]. The
+//! A `normal` instance serves a plugin-server kit plugin (the `memvol`,
+//! `simple-ipam`, `memnet` and `rule-authz` examples, or the small ones
+//! below for logging and metrics) with the kit's own [`Server`]. The
 //! chaos modes answer from a raw socket loop instead: `mute` reads the
 //! request and never answers, `garbage` answers bytes that are not HTTP or
 //! a 200 that is not JSON, `cut` declares a body and closes early,
@@ -59,8 +59,8 @@ impl Mode {
 pub(crate) const PLUGINS: &[(&str, &str)] = &[
     ("memvol", "VolumeDriver"),
     ("simple-ipam", "IpamDriver"),
-    ("soaknet", "NetworkDriver"),
-    ("soakauthz", "authz"),
+    ("memnet", "NetworkDriver"),
+    ("rule-authz", "authz"),
     ("soaklog", "LogDriver"),
     ("soakmetrics", "MetricsCollector"),
 ];
@@ -110,6 +110,17 @@ pub(crate) fn child_main(args: &[String]) -> Result<(), String> {
     let mode = Mode::parse(mode).ok_or_else(|| format!("bad mode {mode}"))?;
     let recorder = Recorder::open(Path::new(record)).map_err(|e| format!("{record}: {e}"))?;
     let plugin = recording(kit_plugin(name, Path::new(data))?, recorder.clone())?;
+    // A soak killed before it could stop its plugins must not leave them
+    // running: once re-parented, the instance exits.
+    let parent = std::os::unix::process::parent_id();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(0);
+            }
+        }
+    });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -288,8 +299,13 @@ fn kit_plugin(name: &str, data: &Path) -> Result<Plugin, String> {
             let pool = "10.200.0.0/16".parse().map_err(|e| format!("{e}"))?;
             simple_ipam::SimpleIpam::new(pool).plugin()
         }
-        "soaknet" => Plugin::builder().network(SoakNet).build(),
-        "soakauthz" => Plugin::builder().authz(SoakAuthz).build(),
+        "memnet" => memnet::MemNet::new().plugin(),
+        "rule-authz" => {
+            let rule = "deny * /containers/*/deny denied by soak policy"
+                .parse()
+                .map_err(|e| format!("{e}"))?;
+            rule_authz::RuleAuthz::new(rule_authz::Policy::new().rule(rule)).plugin()
+        }
         "soaklog" => Plugin::builder().log(SoakLog::default()).build(),
         "soakmetrics" => Plugin::builder().metrics(SoakMetrics).build(),
         other => return Err(format!("no plugin named {other}")),
@@ -314,76 +330,6 @@ fn recording(inner: Plugin, recorder: Recorder) -> Result<Plugin, String> {
         });
     }
     builder.build().map_err(|e| e.to_string())
-}
-
-/// A network driver that accepts everything.
-struct SoakNet;
-
-impl plugin_server::NetworkDriver for SoakNet {
-    async fn create_network(
-        &self,
-        _: plugin_server::network::CreateNetworkRequest,
-    ) -> Result<(), PluginError> {
-        Ok(())
-    }
-    async fn delete_network(
-        &self,
-        _: plugin_server::network::DeleteNetworkRequest,
-    ) -> Result<(), PluginError> {
-        Ok(())
-    }
-    async fn create_endpoint(
-        &self,
-        _: plugin_server::network::CreateEndpointRequest,
-    ) -> Result<plugin_server::network::CreateEndpointResponse, PluginError> {
-        Ok(Default::default())
-    }
-    async fn delete_endpoint(
-        &self,
-        _: plugin_server::network::DeleteEndpointRequest,
-    ) -> Result<(), PluginError> {
-        Ok(())
-    }
-    async fn join(
-        &self,
-        _: plugin_server::network::JoinRequest,
-    ) -> Result<plugin_server::network::JoinResponse, PluginError> {
-        Ok(Default::default())
-    }
-    async fn leave(&self, _: plugin_server::network::LeaveRequest) -> Result<(), PluginError> {
-        Ok(())
-    }
-}
-
-/// An authorization policy: requests whose URI contains `/deny` are
-/// denied, everything else allowed.
-struct SoakAuthz;
-
-impl plugin_server::AuthzPlugin for SoakAuthz {
-    async fn authz_req(
-        &self,
-        req: plugin_server::authz::Request,
-    ) -> Result<plugin_server::authz::Response, PluginError> {
-        let allow = !req.request_uri.contains("/deny");
-        Ok(plugin_server::authz::Response {
-            allow,
-            msg: if allow {
-                String::new()
-            } else {
-                "denied by soak policy".into()
-            },
-            ..Default::default()
-        })
-    }
-    async fn authz_res(
-        &self,
-        _: plugin_server::authz::Request,
-    ) -> Result<plugin_server::authz::Response, PluginError> {
-        Ok(plugin_server::authz::Response {
-            allow: true,
-            ..Default::default()
-        })
-    }
 }
 
 /// A logging driver keeping each container's entries in memory and
