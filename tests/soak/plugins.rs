@@ -109,7 +109,7 @@ pub(crate) fn child_main(args: &[String]) -> Result<(), String> {
     };
     let mode = Mode::parse(mode).ok_or_else(|| format!("bad mode {mode}"))?;
     let recorder = Recorder::open(Path::new(record)).map_err(|e| format!("{record}: {e}"))?;
-    let plugin = recording(kit_plugin(name, Path::new(data))?, recorder.clone())?;
+    let plugin = Arc::new(kit_plugin(name, Path::new(data))?);
     // A soak killed before it could stop its plugins must not leave them
     // running: once re-parented, the instance exits.
     let parent = std::os::unix::process::parent_id();
@@ -128,8 +128,10 @@ pub(crate) fn child_main(args: &[String]) -> Result<(), String> {
     runtime.block_on(serve(plugin, mode, transport, Path::new(at), recorder))
 }
 
+/// Serves `plugin` in `mode`; every request read is recorded once, by the
+/// recording wrapper in normal mode and by the raw loop otherwise.
 async fn serve(
-    plugin: Plugin,
+    plugin: Arc<Plugin>,
     mode: Mode,
     transport: &str,
     at: &Path,
@@ -146,7 +148,7 @@ async fn serve(
         if let Ok(plugin_server::ListenAddr::Tcp(addr)) = listener.local_addr() {
             write_atomically(at, &format!("tcp://{addr}\n"))?;
         }
-        let served = Server::new(plugin)
+        let served = Server::new(recording(plugin, recorder)?)
             .shutdown_timeout(Duration::from_millis(200))
             .serve(listener)
             .await;
@@ -168,7 +170,6 @@ async fn serve(
         let _ = std::fs::remove_file(at);
         Raw::Unix(tokio::net::UnixListener::bind(at).map_err(|e| e.to_string())?)
     };
-    let plugin = Arc::new(plugin);
     let mut n = 0u64;
     loop {
         n += 1;
@@ -315,8 +316,7 @@ fn kit_plugin(name: &str, data: &Path) -> Result<Plugin, String> {
 
 /// The kit plugin behind a recorder: every method registered raw, so each
 /// request is recorded as read, then dispatched to the plugin unchanged.
-fn recording(inner: Plugin, recorder: Recorder) -> Result<Plugin, String> {
-    let inner = Arc::new(inner);
+fn recording(inner: Arc<Plugin>, recorder: Recorder) -> Result<Plugin, String> {
     let mut builder = Plugin::builder();
     for kind in &inner.manifest().implements {
         builder = builder.implements(kind.clone());
