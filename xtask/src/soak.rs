@@ -18,7 +18,7 @@ pub(crate) fn run(args: &[&str]) -> Result {
         "run",
         "-p",
         "plugin-tests",
-        "--bin",
+        "--example",
         "soak",
         "--locked",
         "--quiet",

@@ -408,9 +408,7 @@ impl AuthzChain {
         }
         Ok(())
     }
-}
 
-impl AuthzChain {
     /// After a call cut short by `call_timeout`: if the plugin's files now
     /// name another address than the cached plugin's (it was restarted
     /// elsewhere, or is gone), evict it so the next request resolves it
