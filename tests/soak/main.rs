@@ -1217,3 +1217,47 @@ impl Report<'_> {
         (t, ok)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Sample, judge};
+
+    fn series(f: impl Fn(f64) -> u64) -> Vec<Sample> {
+        (0..100)
+            .map(|i| {
+                let at = f64::from(i);
+                Sample {
+                    at,
+                    fds: f(at),
+                    tasks: 10,
+                    rss_kib: 10_000,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_series_that_levels_off_after_warm_up_is_flat() {
+        let verdict = judge(
+            &series(|at| if at < 15.0 { at as u64 * 3 } else { 45 }),
+            100.0,
+        );
+        assert!(verdict.iter().all(|r| r.flat));
+    }
+
+    #[test]
+    fn a_series_growing_one_descriptor_a_second_is_a_leak() {
+        let verdict = judge(&series(|at| 20 + at as u64), 100.0);
+        let fds = verdict
+            .iter()
+            .find(|r| r.name == "open descriptors")
+            .unwrap();
+        assert!(!fds.flat, "baseline {} tail {}", fds.baseline, fds.tail);
+        assert!(
+            verdict
+                .iter()
+                .filter(|r| r.name != "open descriptors")
+                .all(|r| r.flat)
+        );
+    }
+}

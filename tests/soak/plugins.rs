@@ -408,3 +408,17 @@ impl plugin_server::MetricsCollector for SoakMetrics {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::token;
+
+    #[test]
+    fn the_token_is_the_first_soak_id_in_a_body() {
+        assert_eq!(token(br#"{"Name":"soak-12","ID":"c1"}"#), Some("soak-12"));
+        let fifo = br#"{"File":"/tmp/soakrun.x/fifo/soak-7","Info":{"ContainerID":"soak-7"}}"#;
+        assert_eq!(token(fifo), Some("soak-7"));
+        assert_eq!(token(b"{}"), None);
+        assert_eq!(token(b"soak-x soak-3"), None);
+    }
+}

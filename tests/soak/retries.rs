@@ -87,15 +87,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Retries {
         }
         let mut text = Text::default();
         event.record(&mut text);
-        let Some(rest) = text.message.strip_prefix(RETRY_PREFIX) else {
-            return;
-        };
-        // `<host>/<method>: <error>, retrying in <d>`: hosts hold no `/`.
-        let Some(method) = rest
-            .split_once('/')
-            .and_then(|(_, m)| m.split_once(':'))
-            .map(|(m, _)| m.to_owned())
-        else {
+        let Some(method) = retried_method(&text.message).map(str::to_owned) else {
             return;
         };
         let Some(scope) = ctx.event_scope(event) else {
@@ -108,5 +100,33 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Retries {
                 return;
             }
         }
+    }
+}
+
+/// The method a client retry warning is about: `Unable to connect to
+/// plugin: <host>/<method>: <error>, retrying in <d>`, where the host
+/// (`plugin.moby.localhost` or `ip:port`) holds no `/`.
+fn retried_method(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix(RETRY_PREFIX)?;
+    let (_, after_host) = rest.split_once('/')?;
+    Some(after_host.split_once(':')?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retried_method;
+
+    #[test]
+    fn the_method_is_read_from_unix_and_tcp_retry_warnings() {
+        let unix = "Unable to connect to plugin: plugin.moby.localhost/VolumeDriver.Create: \
+                    dial unix /run/x.sock: connect: no such file or directory, retrying in 1s";
+        assert_eq!(retried_method(unix), Some("VolumeDriver.Create"));
+        let tcp = "Unable to connect to plugin: 127.0.0.1:4000/IpamDriver.RequestPool: \
+                   dial tcp 127.0.0.1:4000: connect: connection refused, retrying in 2s";
+        assert_eq!(retried_method(tcp), Some("IpamDriver.RequestPool"));
+        assert_eq!(
+            retried_method("Unable to locate plugin: x, retrying in 1s"),
+            None
+        );
     }
 }
