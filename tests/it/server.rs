@@ -1112,6 +1112,54 @@ async fn a_panicking_handler_is_a_500_not_a_dropped_connection() {
     p.running.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_call_the_engine_hangs_up_on_still_runs_to_the_end() {
+    type Slots = (
+        Option<oneshot::Sender<()>>,
+        Option<oneshot::Receiver<()>>,
+        Option<oneshot::Sender<()>>,
+    );
+    let (started_tx, started_rx) = oneshot::channel();
+    let (go_tx, go_rx) = oneshot::channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    let slots: Arc<std::sync::Mutex<Slots>> = Arc::new(std::sync::Mutex::new((
+        Some(started_tx),
+        Some(go_rx),
+        Some(done_tx),
+    )));
+    let plugin = Plugin::builder()
+        .raw("X.Slow", move |_| {
+            let (started, go, done) = {
+                let mut s = slots.lock().unwrap();
+                (s.0.take(), s.1.take(), s.2.take())
+            };
+            async move {
+                let _ = started.unwrap().send(());
+                go.unwrap().await.unwrap();
+                done.unwrap().send(()).unwrap();
+                Ok(Reply::bytes("{}"))
+            }
+        })
+        .build()
+        .unwrap();
+    let p = UnixPlugin::start(plugin).await;
+    let mut conn = UnixStream::connect(&p.sock).await.unwrap();
+    conn.write_all(&docker_request("X.Slow", "")).await.unwrap();
+    started_rx.await.unwrap();
+    // The engine hangs up mid-call; the server notices and drops the call.
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The handler is still there to be released, and finishes.
+    go_tx
+        .send(())
+        .expect("the handler was cancelled with the connection");
+    tokio::time::timeout(Duration::from_millis(500), done_rx)
+        .await
+        .expect("the handler did not finish")
+        .unwrap();
+    p.running.stop().await.unwrap();
+}
+
 // ---------------------------------------------------------------------------
 // memvol end to end, through the engine-side client
 // ---------------------------------------------------------------------------

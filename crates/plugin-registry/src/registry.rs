@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use plugin_client::{CallOptions, Client};
-use plugin_discovery::{LocalRegistry, PluginSpec};
+use plugin_discovery::{DirView, LocalRegistry, PluginSpec};
 use plugin_proto::{ACTIVATE_METHOD, Manifest, retry::go_duration};
 use tokio::sync::watch;
 
@@ -34,7 +34,8 @@ pub struct Registry {
 }
 
 struct Inner {
-    local: LocalRegistry,
+    /// Answers kept until inotify reports a change (never stale).
+    local: DirView,
     policy: Policy,
     state: Mutex<State>,
 }
@@ -95,7 +96,7 @@ impl Registry {
     pub fn new(local: LocalRegistry, policy: Policy) -> Registry {
         Registry {
             inner: Arc::new(Inner {
-                local,
+                local: DirView::new(local),
                 policy,
                 state: Mutex::new(State::default()),
             }),
@@ -104,7 +105,7 @@ impl Registry {
 
     /// The discovery layer this registry resolves names with.
     pub fn local(&self) -> &LocalRegistry {
-        &self.inner.local
+        self.inner.local.local()
     }
 
     /// The policy in force.
@@ -323,7 +324,7 @@ impl Registry {
             }
             LookupWait::Watch(limit) => {
                 let deadline = tokio::time::Instant::now() + limit;
-                let mut watch = DirWatch::new(local);
+                let mut watch = DirWatch::new(local.local());
                 loop {
                     match local.plugin(name) {
                         Ok(spec) => return Ok(spec),
