@@ -1205,3 +1205,46 @@ async fn the_opt_in_forwards_oversized_bodies_unshown_and_tells_the_plugins() {
     assert!(err.is_body_rule());
     assert_eq!(fake.count(REQ), 2);
 }
+
+/// Found by the soak (`cargo xtask soak`): with a `call_timeout` shorter
+/// than the registry's retry schedule, the timeout drops the client's
+/// retry loop before it evicts a dead plugin (D11), so a plugin restarted
+/// at another address was never looked up again and every request was
+/// refused for good. A plugin whose files now name another address is
+/// looked up again after a timed-out call.
+#[tokio::test]
+async fn a_wedged_plugin_restarted_elsewhere_is_used_again_after_a_timeout() {
+    let tree = PluginTree::new();
+    let policy = Policy::default().with_retry(RetryPolicy::with_budget(Duration::from_secs(10)));
+    let registry = Registry::new(tree.registry(), policy);
+    let chain = AuthzChain::with_options(registry, ["wedged"], small());
+    let head = http::Request::post(CREATE).body(()).unwrap().into_parts().0;
+
+    let wedged = FakePlugin::builder()
+        .activate(&["authz"])
+        .on(REQ, Reply::hang())
+        .unix(tree.path("run/wedged.sock"))
+        .await;
+    let err = chain.authorize_request(&head, None).await.unwrap_err();
+    assert!(err.to_string().contains("no answer within 200ms"), "{err}");
+
+    // The operator starts a new instance on tcp; the wedged one lives on
+    // but its socket is gone, so the cached address cannot be dialled.
+    std::fs::remove_file(tree.path("run/wedged.sock")).unwrap();
+    let moved = FakePlugin::builder()
+        .activate(&["authz"])
+        .on(REQ, Reply::json(200, ALLOW))
+        .on(RES, Reply::json(200, ALLOW))
+        .tcp()
+        .await;
+    tree.write_spec(0, "wedged", &format!("tcp://{}", moved.addr()));
+
+    // The first request still goes to the old address and times out; the
+    // next one finds the plugin where it now lives.
+    let first = tokio::time::timeout(Duration::from_secs(2), chain.authorize_request(&head, None));
+    assert!(first.await.expect("bounded by the call timeout").is_err());
+    let second = tokio::time::timeout(Duration::from_secs(2), chain.authorize_request(&head, None));
+    second.await.expect("bounded").unwrap();
+    assert_eq!(moved.count(REQ), 1);
+    assert_eq!(wedged.count(REQ), 1);
+}

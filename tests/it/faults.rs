@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use plugin_client::{Client, ClientBuilder};
 use plugin_proto::{Address, Manifest, RetryPolicy};
 use plugin_registry::{ListState, Policy, Registry};
+use plugin_tests::procfs::{self, open_fds};
 use plugin_tests::server::{FakePlugin, Reply};
 use plugin_tests::tree::PluginTree;
 use serde_json::{Value, json};
@@ -1163,19 +1164,9 @@ fn raise_fd_limit() -> u64 {
     lim.rlim_cur
 }
 
-/// Open file descriptors of this process.
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`), in KiB.
+/// A `kB` field of `/proc/self/status`, which must be there.
 fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+    procfs::status_kib(field).unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
 }
 
 /// The farm's part: `n` volume plugins `p0..` on unix sockets in

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use plugin_registry::discovery::LocalRegistry;
 use plugin_registry::proto::{Address, RetryPolicy};
 use plugin_registry::{
-    CompatPlugin, Event, Eviction, Getter, ListState, LookupWait, Managed, ManagedStore, Plugin,
+    CompatPlugin, Event, Eviction, Getter, ListState, LookupWait, Managed, ManagedStore, NetworkDriver,
+    Plugin,
     Policy, Registry, VolumeDriver,
 };
 use plugin_tests::logs;
@@ -1075,4 +1076,35 @@ async fn an_activated_plugin_nobody_calls_holds_no_connection() {
         2,
         "one for the handshake, one pooled for the calls"
     );
+}
+
+/// Found by the soak (`cargo xtask soak`): libnetwork's calls carry no
+/// timeout, so a network plugin that accepts and never answers held
+/// `CreateNetwork` forever; `Policy::call_timeout` bounds every attempt.
+#[tokio::test]
+async fn call_timeout_bounds_calls_to_a_plugin_that_never_answers() {
+    let tree = PluginTree::new();
+    let mute = FakePlugin::builder()
+        .activate(&["NetworkDriver"])
+        .on("/NetworkDriver.CreateNetwork", Reply::hang())
+        .unix(tree.path("run/mute.sock"))
+        .await;
+    let mut policy = Policy::default().with_retry(RetryPolicy::none());
+    policy.call_timeout = Some(Duration::from_millis(200));
+    let reg = Registry::new(tree.registry(), policy);
+    let plugin = reg.get("mute", "NetworkDriver").await.unwrap();
+    let request = plugin_registry::proto::network::CreateNetworkRequest {
+        network_id: "n1".into(),
+        ..Default::default()
+    };
+    let network = NetworkDriver::new(&plugin).unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(2), network.create_network(&request))
+        .await
+        .expect("the call is bounded")
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(mute.count("/NetworkDriver.CreateNetwork"), 1);
+    // The activated plugin keeps its bounded client for later calls.
+    let again = tokio::time::timeout(Duration::from_secs(2), network.create_network(&request));
+    assert!(again.await.expect("bounded").unwrap_err().is_timeout());
 }

@@ -9,5 +9,6 @@
 
 pub mod certs;
 pub mod logs;
+pub mod procfs;
 pub mod server;
 pub mod tree;

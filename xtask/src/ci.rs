@@ -37,6 +37,22 @@ const STEPS: &[Step] = &[
         env: &[],
     },
     Step {
+        name: "soak (60 s)",
+        args: &[
+            "run",
+            "-p",
+            "plugin-tests",
+            "--example",
+            "soak",
+            "--locked",
+            "--quiet",
+            "--",
+            "--seconds",
+            "60",
+        ],
+        env: &[],
+    },
+    Step {
         name: "docs",
         args: &["doc", "--workspace", "--no-deps", "--locked"],
         env: &[("RUSTDOCFLAGS", "-Dwarnings")],

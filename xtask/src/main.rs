@@ -7,6 +7,7 @@
 //! cargo xtask fuzz-all SECONDS        # every target in turn, then a summary
 //! cargo xtask tidy                    # dependency, unsafe, packaging and source rules, docs, checklist
 //! cargo xtask stress                  # fault/hostile suites, load test at full size
+//! cargo xtask soak [--minutes N]      # traffic against plugins under chaos (RELIABILITY.md)
 //! cargo xtask bench [options]         # benchmarks vs Docker's Go client (BENCHMARKS.md)
 //! ```
 //!
@@ -22,6 +23,7 @@ mod ci;
 mod cmd;
 mod fuzz;
 mod json;
+mod soak;
 mod stress;
 mod tidy;
 mod workspace;
@@ -41,6 +43,9 @@ tasks:
   fuzz-all SECONDS      run every fuzz target in turn and print a summary table
   tidy                  dependency, unsafe, packaging and source rules, dbg!, crate docs, checklist
   stress                the fault and hostile-input suites, load test at full size
+  soak [--minutes N | --seconds N] [--seed S] [--workers N] [--json]
+                        mixed traffic against plugins killed, moved, mute and hostile
+                        at random; invariants checked; 10 minutes by default
   bench [--quick] [--secs S] [--rounds N] [--only P1,P3] [--no-docker-wait]
                         benchmarks side by side with Docker's Go client (BENCHMARKS.md)";
 
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
         ["fuzz-all", seconds] => seconds_arg(seconds).and_then(fuzz::run_all),
         ["tidy"] => tidy::run(),
         ["stress"] => stress::run(),
+        ["soak", rest @ ..] => soak::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");

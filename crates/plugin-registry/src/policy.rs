@@ -36,6 +36,15 @@ pub struct Policy {
     /// Bound on each handshake attempt; `None` waits forever, as Docker
     /// does. A plugin that accepts and never answers then hangs `get`.
     pub handshake_timeout: Option<Duration>,
+    /// Bound on each attempt of every call through an activated plugin's
+    /// client, reading the reply included (the client's whole-exchange
+    /// timeout, Docker's `NewClientWithTimeout`); a subsystem's shorter
+    /// per-call timeout still applies. `None` (the default, as Docker)
+    /// leaves calls without a timeout of their own unbounded: libnetwork's
+    /// remote drivers, IPAM, logging and metrics calls to a plugin that
+    /// accepts and never answers then wait forever. A bound also ends
+    /// `ReadLogs` streams (`follow` included) that outlive it.
+    pub call_timeout: Option<Duration>,
     /// Bound on the whole load (resolve + handshake + retries) of one
     /// plugin during `get_all`; the listing finishes within it.
     pub list_timeout: Option<Duration>,
@@ -60,6 +69,7 @@ impl Default for Policy {
             lookup: LookupWait::FailFast,
             retry: RetryPolicy::docker(),
             handshake_timeout: Some(Duration::from_secs(30)),
+            call_timeout: None,
             list_timeout: Some(Duration::from_secs(5)),
             list_retries_refused: false,
             trust_declared_implements: true,
@@ -79,6 +89,7 @@ impl Policy {
             lookup: LookupWait::Docker(RetryPolicy::docker()),
             retry: RetryPolicy::docker(),
             handshake_timeout: None,
+            call_timeout: None,
             list_timeout: None,
             list_retries_refused: true,
             trust_declared_implements: false,

@@ -476,11 +476,13 @@ impl Registry {
     }
 
     /// The builder of the client of plugin `name`, to be stored as `id`:
-    /// the policy's retries and, unless the policy keeps dead plugins, the
-    /// hook that evicts it (divergence D11).
+    /// the policy's retries and per-attempt call timeout and, unless the
+    /// policy keeps dead plugins, the hook that evicts it (divergence D11).
     fn client_builder(&self, name: &str, id: u64) -> ClientBuilder {
         let policy = &self.inner.policy;
-        let builder = Client::builder().retry(policy.retry);
+        let builder = Client::builder()
+            .retry(policy.retry)
+            .timeout(policy.call_timeout);
         if !policy.evict_dead {
             return builder;
         }

@@ -388,6 +388,7 @@ impl AuthzChain {
         };
         let reply = match self.inner.options.call_timeout {
             Some(bound) => tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
+                self.forget_if_moved(name);
                 Err(format!(
                     "{}: no answer within {}",
                     C::METHOD,
@@ -404,6 +405,30 @@ impl AuthzChain {
             return Err(AuthzError::denied(name, &reply.msg));
         }
         Ok(())
+    }
+
+    /// After a call cut short by `call_timeout`: if the plugin's files now
+    /// name another address than the cached plugin's (it was restarted
+    /// elsewhere, or is gone), evict it so the next request resolves it
+    /// again. The timeout drops the client's retry loop before it can
+    /// evict a dead plugin itself (D11), which would otherwise keep every
+    /// request going to the old address for good.
+    fn forget_if_moved(&self, name: &str) {
+        let registry = &self.inner.registry;
+        if !registry.policy().evict_dead {
+            return;
+        }
+        let Some(cached) = registry.plugins().into_iter().find(|p| p.name() == name) else {
+            return;
+        };
+        let moved = registry
+            .local()
+            .plugin(name)
+            .map_or(true, |found| found.address() != cached.address());
+        if moved {
+            tracing::debug!("authorization plugin {name} moved or vanished; looking it up again");
+            registry.evict(name);
+        }
     }
 }
 
