@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use plugin_registry::discovery::LocalRegistry;
 use plugin_registry::proto::{Address, RetryPolicy};
 use plugin_registry::{
-    CompatPlugin, Event, Eviction, Getter, ListState, LookupWait, Managed, ManagedStore, NetworkDriver,
-    Plugin,
-    Policy, Registry, VolumeDriver,
+    CompatPlugin, Event, Eviction, Getter, ListState, LookupWait, Managed, ManagedStore,
+    NetworkDriver, Plugin, Policy, Registry, VolumeDriver,
 };
 use plugin_tests::logs;
 use plugin_tests::server::{FakePlugin, Reply};

@@ -38,18 +38,7 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "soak (60 s)",
-        args: &[
-            "run",
-            "-p",
-            "plugin-tests",
-            "--example",
-            "soak",
-            "--locked",
-            "--quiet",
-            "--",
-            "--seconds",
-            "60",
-        ],
+        args: &["xtask", "soak", "--seconds", "60"],
         env: &[],
     },
     Step {

@@ -1,6 +1,9 @@
 //! `cargo xtask soak [--minutes N | --seconds N] [--seed S] [--json]`:
 //! the soak with chaos (`tests/soak`, an example of the tests package),
-//! built in the dev profile so that it reuses what `cargo test` built.
+//! built in the dev profile with the whole workspace's features (`cargo
+//! build --workspace --examples`), which is exactly what `cargo test
+//! --workspace` already built: `cargo run -p plugin-tests` would resolve
+//! features for that package alone and rebuild much of the tree.
 //!
 //! It runs mixed engine traffic (registry lookups and listings, every
 //! subsystem's proxy, the log FIFO writer and `ReadLogs` streams, the
@@ -11,19 +14,29 @@
 //! minutes by default; CI runs sixty seconds. `RELIABILITY.md` records the
 //! last full run.
 
-use crate::{Result, cmd};
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{Result, cmd, root};
 
 pub(crate) fn run(args: &[&str]) -> Result {
-    let mut cargo_args = vec![
-        "run",
-        "-p",
-        "plugin-tests",
-        "--example",
-        "soak",
-        "--locked",
-        "--quiet",
-        "--",
-    ];
-    cargo_args.extend_from_slice(args);
-    cmd::run(cmd::cargo(&cargo_args, &[]))
+    cmd::run(cmd::cargo(
+        &["build", "--workspace", "--examples", "--locked", "--quiet"],
+        &[],
+    ))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let soak = target.join("debug").join("examples").join("soak");
+    eprintln!("$ {}", soak.display());
+    let status = Command::new(&soak)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", soak.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the soak failed ({status})"))
+    }
 }
