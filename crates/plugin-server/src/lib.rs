@@ -67,7 +67,10 @@
 //! panic take a connection down (it becomes a 500).
 
 mod config;
+mod conn;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod http;
 mod listen;
 mod plugin;
@@ -94,7 +97,10 @@ pub use metrics::MetricsCollector;
 pub use network::NetworkDriver;
 pub use plugin::{Plugin, PluginBuilder, decode_request};
 pub use reply::{CONTENT_TYPE, Reply};
-pub use serve::{DEFAULT_MAX_REQUEST_BODY, DEFAULT_SHUTDOWN_TIMEOUT, Server};
+pub use serve::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_BODY, DEFAULT_SHUTDOWN_TIMEOUT, Server,
+};
 pub use spec::{DEFAULT_SPEC_DIR, SpecFile};
 pub use systemd::SystemdError;
 pub use tls::{TlsConfig, TlsError};
