@@ -10,6 +10,7 @@ mod client;
 mod discovery;
 mod faults;
 mod hostile;
+mod hostile_engines;
 mod interop;
 mod kit;
 mod listen;

@@ -21,7 +21,7 @@ use plugin_server::{
     BuildError, Listener, Plugin, PluginError, Reply, ServeError, Server, SpecFile, SystemdError,
     TlsConfig,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -93,14 +93,14 @@ impl UnixPlugin {
 
 /// A response read off the wire.
 #[derive(Debug)]
-struct RawResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct RawResponse {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -127,7 +127,7 @@ impl RawResponse {
     }
 
     /// The plugin error convention: `status`, the media type, `{"Err":…}`.
-    fn err(&self, status: u16) -> String {
+    pub(crate) fn err(&self, status: u16) -> String {
         assert_eq!(self.status, status, "{self:?}");
         assert_eq!(
             self.header("content-type"),
@@ -143,8 +143,16 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Writes `request` and reads one response (Content-Length or chunked),
 /// leaving the connection open for the next exchange.
-async fn exchange(stream: &mut UnixStream, request: &[u8]) -> RawResponse {
+pub(crate) async fn exchange<S>(stream: &mut S, request: &[u8]) -> RawResponse
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     stream.write_all(request).await.unwrap();
+    read_response(stream).await
+}
+
+/// Reads one response (Content-Length or chunked) off `stream`.
+pub(crate) async fn read_response<S: AsyncRead + Unpin>(stream: &mut S) -> RawResponse {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -217,7 +225,7 @@ async fn exchange(stream: &mut UnixStream, request: &[u8]) -> RawResponse {
 }
 
 /// The request Docker's current client sends on a unix socket.
-fn docker_request(method: &str, body: &str) -> Vec<u8> {
+pub(crate) fn docker_request(method: &str, body: &str) -> Vec<u8> {
     format!(
         "POST /{method} HTTP/1.1\r\nHost: plugin.moby.localhost\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: {}\r\nUser-Agent: Go-http-client/1.1\r\n\r\n{body}",
         body.len()

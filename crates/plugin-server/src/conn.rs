@@ -219,6 +219,7 @@ where
     };
     drop(phase);
     let mut conn = builder.serve_connection(TokioIo::new(tracked), service);
+    let phase_now = phase_rx.clone();
     let head_timeout = async {
         match limits.header_read_timeout {
             Some(limit) => head_timed_out(&mut phase_rx, limit).await,
@@ -226,25 +227,33 @@ where
         }
     };
     tokio::pin!(head_timeout, stop);
-    let result = tokio::select! {
-        r = &mut conn => r,
-        () = &mut stop => {
-            // Finish the call in flight, if any, then close; an idle
-            // connection closes at once.
-            Pin::new(&mut conn).graceful_shutdown();
-            conn.await
-        }
-        () = &mut head_timeout => {
-            // hyper is between requests, reading a head: nothing of its
-            // own is being written, so the stream is free for the 408.
-            let io = conn.into_parts().io.into_inner().io;
-            let limit = limits.header_read_timeout.unwrap_or_default();
-            tracing::debug!(?limit, "request head not received in time; closing the connection");
-            farewell(io, StatusCode::REQUEST_TIMEOUT, &format!(
-                "request head not received within {limit:?}"
-            ))
-            .await;
-            return;
+    let mut stopping = false;
+    let result = loop {
+        tokio::select! {
+            r = &mut conn => break r,
+            () = &mut stop, if !stopping => {
+                if matches!(*phase_now.borrow(), Phase::Head(_)) {
+                    // A head only partly sent: no engine writes one that
+                    // way, and hyper would wait for the rest.
+                    let io = conn.into_parts().io.into_inner().io;
+                    farewell(io, StatusCode::SERVICE_UNAVAILABLE, "plugin is shutting down").await;
+                    return;
+                }
+                // Finish the call in flight, if any, then close; an idle
+                // connection closes at once.
+                Pin::new(&mut conn).graceful_shutdown();
+                stopping = true;
+            }
+            () = &mut head_timeout => {
+                // hyper is between requests, reading a head: nothing of its
+                // own is being written, so the stream is free for the 408.
+                let io = conn.into_parts().io.into_inner().io;
+                let limit = limits.header_read_timeout.unwrap_or_default();
+                tracing::debug!(?limit, "request head not received in time; closing the connection");
+                let message = format!("request head not received within {limit:?}");
+                farewell(io, StatusCode::REQUEST_TIMEOUT, &message).await;
+                return;
+            }
         }
     };
     if let Err(e) = result {
