@@ -303,6 +303,7 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(max_connections));
         let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+        let mut at_limit = false;
         let mut conns = JoinSet::new();
         loop {
             tokio::select! {
@@ -310,17 +311,24 @@ impl Server {
                 () = &mut stop => break,
                 Some(conn) = conn_rx.recv() => {
                     let mode = match permits.clone().try_acquire_owned() {
-                        Ok(permit) => Mode::Serve(plugin.clone(), permit),
-                        Err(_) => match refusals.clone().try_acquire_owned() {
-                            Ok(permit) => {
-                                tracing::warn!(max_connections, "connection limit reached; answering 503");
-                                Mode::Refuse(max_connections, permit)
+                        Ok(permit) => {
+                            at_limit = false;
+                            Mode::Serve(plugin.clone(), permit)
+                        }
+                        Err(_) => {
+                            // Once per episode: a flood must not flood the log.
+                            if !at_limit {
+                                tracing::warn!(max_connections, "connection limit reached; refusing connections with 503");
+                                at_limit = true;
                             }
-                            Err(_) => {
-                                tracing::warn!(max_connections, "connection limit reached; closing a connection unanswered");
-                                continue;
+                            match refusals.clone().try_acquire_owned() {
+                                Ok(permit) => Mode::Refuse(max_connections, permit),
+                                Err(_) => {
+                                    tracing::debug!("too many refusals in flight; closing a connection unanswered");
+                                    continue;
+                                }
                             }
-                        },
+                        }
                     };
                     conns.spawn(serve_conn(conn, mode, limits, acceptor.clone(), stop_rx.clone()));
                 }
