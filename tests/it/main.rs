@@ -5,9 +5,11 @@
 // Test code: a failed unwrap is a failed test, in helpers as in tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod authz;
 mod cli;
 mod client;
 mod discovery;
+mod engine;
 mod faults;
 mod hostile;
 mod hostile_engines;

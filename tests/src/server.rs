@@ -500,10 +500,25 @@ impl Script {
     /// Starts serving this script on a new unix socket at `path` (which must
     /// not exist yet). Panics if it cannot bind. To restart a plugin at the
     /// path of one that was shut down, remove the stale socket file first.
+    ///
+    /// The socket is bound and listening under a temporary name and then
+    /// renamed into place, so a watcher that sees `path` appear never finds
+    /// a socket that refuses connections (the window between `bind` and
+    /// `listen` made tests that wait for a plugin flaky).
     pub async fn unix(self, path: impl AsRef<Path>) -> FakePlugin {
         let path = path.as_ref().to_path_buf();
-        let listener = UnixListener::bind(&path)
+        assert!(
+            std::fs::symlink_metadata(&path).is_err(),
+            "fake plugin: {} already exists",
+            path.display()
+        );
+        let mut staging = path.clone().into_os_string();
+        staging.push(format!(".{}.binding", std::process::id()));
+        let staging = PathBuf::from(staging);
+        let listener = UnixListener::bind(&staging)
             .unwrap_or_else(|e| panic!("fake plugin: bind unix socket {}: {e}", path.display()));
+        std::fs::rename(&staging, &path)
+            .unwrap_or_else(|e| panic!("fake plugin: move socket to {}: {e}", path.display()));
         FakePlugin::start(self, Listener::Unix(listener), Endpoint::Unix(path))
     }
 

@@ -6,11 +6,13 @@
 //! collectors when it appears and goes:
 //!
 //! - `MetricsCollector.StartMetrics`, sent with an **empty body** (Go nil
-//!   arguments, although the documentation shows `{}`), answered
-//!   `{"Err": …}`; a non-empty `Err` fails the start and is logged.
+//!   arguments, although the documentation shows `{}`). The documentation
+//!   answers `{"Err": …}`, and Docker up to v27 read it (a non-empty `Err`
+//!   failed the start); since v28 (`daemon/internal/metrics`) the daemon
+//!   never reads the reply ([`Call::READS_REPLY`] is `false`): only a
+//!   transport or status error fails the start and is logged.
 //! - `MetricsCollector.StopMetrics`, sent with an empty body; the daemon
-//!   never reads the reply ([`Call::READS_REPLY`] is `false`), only a
-//!   transport or status error is logged.
+//!   never reads the reply either.
 //!
 //! **What it must never do:** IO.
 
@@ -35,6 +37,7 @@ impl Call for StartMetricsRequest {
     const METHOD: &'static str = START_METRICS;
     type Reply = ErrResponse;
     const SENDS_BODY: bool = false;
+    const READS_REPLY: bool = false;
 }
 
 impl Call for StopMetricsRequest {
@@ -48,7 +51,7 @@ impl Call for StopMetricsRequest {
 mod tests {
     use super::*;
     use crate::ErrReply;
-    use crate::message::{decode_call_reply, decode_request, encode_request};
+    use crate::message::{decode_call_reply, decode_message, decode_request, encode_request};
 
     #[test]
     fn both_calls_have_an_empty_body() {
@@ -70,17 +73,20 @@ mod tests {
 
     #[test]
     fn replies() {
-        // Documented response: {"Err": ""}; `{}` is allowed too.
+        // Documented response: {"Err": ""}; `{}` is allowed too. Plugins
+        // decode it so (the kit answers it), the daemon no longer reads it.
         for body in [&br#"{"Err": ""}"#[..], b"{}"] {
+            assert_eq!(decode_message::<ErrResponse>(body).unwrap().err(), None);
+        }
+        let r = decode_message::<ErrResponse>(br#"{"Err":"no socket"}"#).unwrap();
+        assert_eq!(r.err(), Some("no socket"));
+        // daemon/internal/metrics: Call(…StartMetrics, nil, nil): not parsed.
+        for body in [&br#"{"Err":"no socket"}"#[..], b"", b"not json"] {
             assert_eq!(
-                decode_call_reply::<StartMetricsRequest>(body)
-                    .unwrap()
-                    .err(),
-                None
+                decode_call_reply::<StartMetricsRequest>(body).unwrap(),
+                ErrResponse::default()
             );
         }
-        let r = decode_call_reply::<StartMetricsRequest>(br#"{"Err":"no socket"}"#).unwrap();
-        assert_eq!(r.err(), Some("no socket"));
         // StopMetrics: the body is never parsed, even when it is not JSON.
         assert_eq!(
             decode_call_reply::<StopMetricsRequest>(b"not json").unwrap(),

@@ -56,6 +56,49 @@ pub enum ErrorKind {
         /// The plugin's `Err`.
         message: String,
     },
+    /// A network or IPAM plugin answered 200 with a non-empty `Err` (or
+    /// IPAM's `Error`): libnetwork's text, `remote: <message>`.
+    #[error("remote: {message}")]
+    Remote {
+        /// The method called.
+        method: String,
+        /// The plugin's error.
+        message: String,
+    },
+    /// A network driver's capabilities name a scope other than `local` or
+    /// `global` (libnetwork's text).
+    #[error("invalid capability: expecting 'local' or 'global', got {0}")]
+    InvalidScope(String),
+    /// An IPAM plugin answered `RequestAddress` without an address
+    /// (libnetwork's `ErrNoIPReturned`).
+    #[error("no address returned")]
+    NoAddressReturned,
+    /// The engine's end of a log plugin's FIFO could not be created,
+    /// opened or written. Creation failures read as Docker's `error
+    /// creating i/o pipe for log plugin: <name>: <cause>`.
+    #[error("{text}")]
+    LogFifo {
+        /// What failed, naming the FIFO.
+        text: String,
+        /// The OS error underneath (`TimedOut` when the plugin never
+        /// opened its end).
+        #[source]
+        source: std::io::Error,
+    },
+    /// A log entry stream could not be read or written (Go's
+    /// `unexpected EOF` for a stream cut inside a frame).
+    #[error(transparent)]
+    LogStream(#[from] plugin_proto::log::LogError),
+    /// An error with Docker's context before it, e.g. `error creating
+    /// logger: <err>` or `error decoding log message: <err>`.
+    #[error("{context}: {source}")]
+    Context {
+        /// What was being done.
+        context: &'static str,
+        /// Why it failed; the predicates look through to it.
+        #[source]
+        source: Error,
+    },
     /// A typed proxy was asked for before the plugin was activated.
     #[error("plugin {} is not activated", go_quote(.0))]
     NotActivated(String),
@@ -73,6 +116,29 @@ impl Error {
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {
         &self.0
+    }
+
+    /// `err` with Docker's `context: ` in front of its text.
+    pub(crate) fn context(context: &'static str, source: Error) -> Error {
+        ErrorKind::Context { context, source }.into()
+    }
+
+    /// The error under any [`ErrorKind::Context`] layers.
+    fn root(&self) -> &ErrorKind {
+        match &*self.0 {
+            ErrorKind::Context { source, .. } => source.root(),
+            kind => kind,
+        }
+    }
+
+    /// The plugin's own error message, when it answered 200 with an error
+    /// field (the text is the message alone for volume and log plugins,
+    /// `remote: <message>` for network and IPAM plugins).
+    pub fn plugin_message(&self) -> Option<&str> {
+        match self.root() {
+            ErrorKind::Plugin { message, .. } | ErrorKind::Remote { message, .. } => Some(message),
+            _ => None,
+        }
     }
 
     /// The name was not found (Docker's `ErrNotFound`).
@@ -96,34 +162,38 @@ impl Error {
 
     /// The plugin answered with a status other than 200.
     pub fn status_error(&self) -> Option<&StatusError> {
-        match &*self.0 {
+        match self.root() {
             ErrorKind::Client(e) => e.status_error(),
             _ => None,
         }
     }
 
-    /// Docker's `IsNotFound`: the plugin answered 404.
+    /// Docker's `IsNotFound`: the plugin answered 404. Unlike Docker's,
+    /// it looks through the context a proxy adds (`error getting log
+    /// reader: …`).
     pub fn is_status_not_found(&self) -> bool {
         self.status_error().is_some_and(StatusError::is_not_found)
     }
 
-    /// A timeout: a per-call or client timeout, or a listing bound.
+    /// A timeout: a per-call or client timeout, a listing bound, or a log
+    /// plugin that did not open its FIFO in time.
     pub fn is_timeout(&self) -> bool {
-        match &*self.0 {
+        match self.root() {
             ErrorKind::Client(e) => e.is_timeout(),
             ErrorKind::ListTimeout { .. } => true,
+            ErrorKind::LogFifo { source, .. } => source.kind() == std::io::ErrorKind::TimedOut,
             _ => false,
         }
     }
 
     /// The plugin could not be reached.
     pub fn is_connect(&self) -> bool {
-        matches!(&*self.0, ErrorKind::Client(e) if e.is_connect())
+        matches!(self.root(), ErrorKind::Client(e) if e.is_connect())
     }
 
     /// The client error underneath, if any.
     pub fn client_error(&self) -> Option<&plugin_client::Error> {
-        match &*self.0 {
+        match self.root() {
             ErrorKind::Client(e) => Some(e),
             _ => None,
         }

@@ -3,9 +3,11 @@
 //!
 //! A [`Registry`] resolves a plugin name through [`discovery`], activates
 //! the plugin once with `POST /Plugin.Activate` through [`client`], caches
-//! it, runs extension-point [`Handler`]s and lists plugins by kind. The
-//! three lower crates are re-exported, so an engine depends on this one
-//! crate only.
+//! it, runs extension-point [`Handler`]s and lists plugins by kind. Typed
+//! proxies speak each subsystem as Docker's adapter does: [`VolumeDriver`],
+//! [`NetworkDriver`], [`IpamDriver`], [`LogDriver`] (with the engine's FIFO
+//! writer) and [`MetricsCollector`]. The three lower crates are
+//! re-exported, so an engine depends on this one crate only.
 //!
 //! Behaviour is Docker's (`pkg/plugins` on moby master) wherever a user can
 //! observe it, except for the documented divergences (`docs/divergences.md`):
@@ -13,6 +15,10 @@
 //! wait on stale sockets and return each name once, dead plugins are
 //! evicted, and handlers run exactly once per plugin. [`Policy::docker`]
 //! restores Docker's schedules for engines that depend on them.
+//!
+//! [`authz`] is Docker's `pkg/authorization`: an ordered [`AuthzChain`] of
+//! authorization plugins that fails closed, with a `tower` layer behind the
+//! `tower` feature.
 //!
 //! **What it must never do:** touch sockets or TLS itself (that is
 //! `plugin-client`'s job), hold a lock across an await, or let one plugin's
@@ -29,22 +35,37 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
+pub mod authz;
 mod error;
 mod getter;
 mod handler;
+mod ipam;
 mod listing;
+mod log;
+mod metrics;
+mod network;
 mod plugin;
 mod policy;
+mod proxy;
 mod registry;
 mod volume;
 mod watch;
 
 use std::sync::{Arc, OnceLock};
 
+pub use authz::AuthzChain;
 pub use error::{Error, ErrorKind};
 pub use getter::{CompatPlugin, Getter, GetterError, Managed, ManagedStore};
 pub use handler::{Handler, HandlerFuture};
+pub use ipam::IpamDriver;
 pub use listing::{ListState, Listing};
+#[cfg(target_os = "linux")]
+pub use log::LogWriter;
+pub use log::{LogDriver, LogStream};
+pub use metrics::MetricsCollector;
+pub use network::NetworkDriver;
 pub use plugin::Plugin;
 pub use policy::{LookupWait, Policy};
 pub use registry::Registry;

@@ -5,15 +5,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use plugin_client::Client;
 use plugin_proto::volume::{
     CapabilitiesRequest, Capability, CreateRequest, GetRequest, ListRequest, MountRequest,
     PathRequest, RemoveRequest, UnmountRequest, Volume,
 };
-use plugin_proto::{Call, ErrReply};
+use plugin_proto::{Call, ErrReply, kinds};
 
 use crate::Plugin;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
+use crate::proxy::{ErrStyle, Target};
 
 /// Typed `VolumeDriver.*` calls to one activated plugin.
 ///
@@ -22,43 +22,26 @@ use crate::error::{Error, ErrorKind};
 /// status error reading `VolumeDriver.<Method>: <message>`; a 200 reply
 /// with a non-empty `Err` is an error whose text is the plugin's message
 /// alone, as Docker's proxy reports it.
-#[derive(Clone)]
-pub struct VolumeDriver {
-    plugin: Arc<Plugin>,
-    client: Client,
-}
+#[derive(Clone, Debug)]
+pub struct VolumeDriver(Target);
 
 impl VolumeDriver {
-    /// The proxy for an activated plugin.
+    /// The proxy for an activated plugin that implements `VolumeDriver`
+    /// (Docker's volume store gets its drivers by that kind).
     pub fn new(plugin: &Arc<Plugin>) -> Result<VolumeDriver, Error> {
-        let client = plugin
-            .client()
-            .cloned()
-            .ok_or_else(|| Error::from(ErrorKind::NotActivated(plugin.name().to_owned())))?;
-        Ok(VolumeDriver {
-            plugin: plugin.clone(),
-            client,
-        })
+        Target::new(plugin, kinds::VOLUME_DRIVER).map(VolumeDriver)
     }
 
     /// The plugin behind this proxy.
     pub fn plugin(&self) -> &Arc<Plugin> {
-        &self.plugin
+        &self.0.plugin
     }
 
     async fn call<C: Call>(&self, request: &C) -> Result<C::Reply, Error>
     where
         C::Reply: ErrReply,
     {
-        let reply = self.client.request(request).await?;
-        match reply.err() {
-            Some(message) => Err(ErrorKind::Plugin {
-                method: C::METHOD.to_owned(),
-                message: message.to_owned(),
-            }
-            .into()),
-            None => Ok(reply),
-        }
+        self.0.call_checked(request, ErrStyle::Bare).await
     }
 
     /// `VolumeDriver.Create`; `opts: None` is sent as `"Opts":null`, as
