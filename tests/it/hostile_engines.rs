@@ -104,6 +104,15 @@ async fn closed<S: AsyncReadExt + Unpin>(s: &mut S) {
     }
 }
 
+/// Reads a `408` in the plugin convention saying `message`, then the
+/// close that follows it.
+async fn expect_timeout<S: AsyncReadExt + Unpin>(s: &mut S, message: &str) {
+    let r = read_response(s).await;
+    assert_eq!(r.err(408), message);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(read_to_close(s).await.is_empty());
+}
+
 /// The start of a request head, never finished.
 const PARTIAL_HEAD: &[u8] =
     b"POST /Test.Echo HTTP/1.1\r\nHost: plugin.moby.localhost\r\nContent-Le";
@@ -156,15 +165,10 @@ async fn fifty_slowloris_connections_do_not_stop_well_behaved_calls() {
 
     // Each slowloris head is answered 408 in the plugin convention, no
     // earlier than the timeout after its first byte, and closed.
+    let message = format!("request head not received within {header_timeout:?}");
     for (mut s, first_byte) in slow {
-        let r = read_response(&mut s).await;
+        expect_timeout(&mut s, &message).await;
         assert!(first_byte.elapsed() >= header_timeout);
-        assert_eq!(
-            r.err(408),
-            format!("request head not received within {header_timeout:?}")
-        );
-        assert_eq!(r.header("connection"), Some("close"));
-        assert!(read_to_close(&mut s).await.is_empty());
     }
     let (trickled, elapsed) = trickle.await.unwrap();
     assert!(elapsed >= header_timeout, "{elapsed:?}");
@@ -191,14 +195,9 @@ async fn a_stalled_body_is_answered_408_while_others_are_served() {
         .unwrap();
     let sent = Instant::now();
     good_call(&p.sock, "{\"meanwhile\":true}").await;
-    let r = read_response(&mut stalled).await;
+    let message = format!("request body not received within {body_timeout:?}");
+    expect_timeout(&mut stalled, &message).await;
     assert!(sent.elapsed() >= body_timeout);
-    assert_eq!(
-        r.err(408),
-        format!("request body not received within {body_timeout:?}")
-    );
-    assert_eq!(r.header("connection"), Some("close"));
-    assert!(read_to_close(&mut stalled).await.is_empty());
     p.stop().await;
 }
 
@@ -430,9 +429,7 @@ async fn a_head_is_timed_from_its_first_byte_not_from_idle() {
     tokio::time::advance(Duration::from_millis(999)).await;
     assert!(!has_answered(&mut s).await, "answered before the deadline");
     tokio::time::advance(Duration::from_millis(1)).await;
-    let r = read_response(&mut s).await;
-    assert_eq!(r.err(408), "request head not received within 10s");
-    assert!(read_to_close(&mut s).await.is_empty());
+    expect_timeout(&mut s, "request head not received within 10s").await;
     task.await.unwrap();
 }
 
@@ -456,10 +453,7 @@ async fn each_head_on_a_kept_alive_connection_gets_its_own_deadline() {
     tokio::time::advance(Duration::from_millis(4999)).await;
     assert!(!has_answered(&mut s).await);
     tokio::time::advance(Duration::from_millis(1)).await;
-    assert_eq!(
-        read_response(&mut s).await.err(408),
-        "request head not received within 5s"
-    );
+    expect_timeout(&mut s, "request head not received within 5s").await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -478,10 +472,7 @@ async fn a_body_is_timed_from_the_end_of_its_head() {
         "answered before the body deadline"
     );
     tokio::time::advance(Duration::from_millis(1)).await;
-    let r = read_response(&mut s).await;
-    assert_eq!(r.err(408), "request body not received within 30s");
-    assert_eq!(r.header("connection"), Some("close"));
-    assert!(read_to_close(&mut s).await.is_empty());
+    expect_timeout(&mut s, "request body not received within 30s").await;
     task.await.unwrap();
 }
 
