@@ -13,6 +13,8 @@
 //! parses. The directory tree the server builds is described by [`Tree`];
 //! the Go driver hard-codes the same layout.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::collections::HashMap;
 use std::error::Error;
 use std::fmt::Write as _;

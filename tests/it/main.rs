@@ -2,6 +2,7 @@
 //! TLS or time. Each module covers one area; the fake-plugin kit they share
 //! is the `plugin_tests` library (`tests/src`).
 
+#![deny(clippy::undocumented_unsafe_blocks)]
 // Test code: a failed unwrap is a failed test, in helpers as in tests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

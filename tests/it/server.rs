@@ -663,20 +663,21 @@ async fn ipam_dispatch_round_trip() {
     )
     .await
     .ok_json();
-    assert_eq!(pool["Pool"], "10.77.0.0/16");
-    assert_eq!(pool["PoolID"], "local/10.77.0.0/16");
+    // The first /24 of the range simple-ipam carves default pools from.
+    assert_eq!(pool["Pool"], "10.77.0.0/24");
+    assert_eq!(pool["PoolID"], "local/10.77.0.0/24");
     let gw = post(
         s,
         "IpamDriver.RequestAddress",
-        r#"{"PoolID":"local/10.77.0.0/16","Address":"","Options":{"RequestAddressType":"com.docker.network.gateway"}}"#,
+        r#"{"PoolID":"local/10.77.0.0/24","Address":"","Options":{"RequestAddressType":"com.docker.network.gateway"}}"#,
     )
     .await
     .ok_json();
-    assert_eq!(gw["Address"], "10.77.0.1/16");
+    assert_eq!(gw["Address"], "10.77.0.1/24");
     let r = post(
         s,
         "IpamDriver.RequestAddress",
-        r#"{"PoolID":"local/10.77.0.0/16","Address":"10.77.0.1"}"#,
+        r#"{"PoolID":"local/10.77.0.0/24","Address":"10.77.0.1"}"#,
     )
     .await;
     assert_eq!(r.err(500), "address 10.77.0.1 is in use");
@@ -691,7 +692,7 @@ async fn ipam_dispatch_round_trip() {
         post(
             s,
             "IpamDriver.ReleaseAddress",
-            r#"{"PoolID":"local/10.77.0.0/16","Address":"10.77.0.1"}"#
+            r#"{"PoolID":"local/10.77.0.0/24","Address":"10.77.0.1"}"#
         )
         .await
         .ok_json(),
@@ -701,7 +702,7 @@ async fn ipam_dispatch_round_trip() {
         post(
             s,
             "IpamDriver.ReleasePool",
-            r#"{"PoolID":"local/10.77.0.0/16"}"#
+            r#"{"PoolID":"local/10.77.0.0/24"}"#
         )
         .await
         .ok_json(),
@@ -710,10 +711,10 @@ async fn ipam_dispatch_round_trip() {
     let r = post(
         s,
         "IpamDriver.ReleasePool",
-        r#"{"PoolID":"local/10.77.0.0/16"}"#,
+        r#"{"PoolID":"local/10.77.0.0/24"}"#,
     )
     .await;
-    assert_eq!(r.err(500), "no such pool: local/10.77.0.0/16");
+    assert_eq!(r.err(500), "no such pool: local/10.77.0.0/24");
     p.running.stop().await.unwrap();
 }
 

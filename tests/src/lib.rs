@@ -4,6 +4,7 @@
 //! certificates, and temporary plugin directory trees.
 //!
 //! It must never touch the host's plugin directories.
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod certs;

@@ -46,6 +46,19 @@ const STEPS: &[Step] = &[
         args: &["check", "--manifest-path", "fuzz/Cargo.toml", "--locked"],
         env: &[],
     },
+    // Without verification: building every package again from its packaged
+    // sources takes longer than CI can spare (run it before a release).
+    Step {
+        name: "packaging",
+        args: &[
+            "package",
+            "--workspace",
+            "--locked",
+            "--no-verify",
+            "--allow-dirty",
+        ],
+        env: &[],
+    },
 ];
 
 /// The programs the interop tests drive (`tests/it/interop`).

@@ -5,7 +5,7 @@
 //! cargo xtask ci                      # exactly what .ci/run checks, in order
 //! cargo xtask fuzz TARGET SECONDS     # one fuzz target (installs cargo-fuzz)
 //! cargo xtask fuzz-all SECONDS        # every target in turn, then a summary
-//! cargo xtask tidy                    # banned crates, dbg!, crate docs, checklist
+//! cargo xtask tidy                    # dependency, unsafe, packaging and source rules, docs, checklist
 //! cargo xtask stress                  # fault/hostile suites, load test at full size
 //! cargo xtask bench [options]         # benchmarks vs Docker's Go client (BENCHMARKS.md)
 //! ```
@@ -14,14 +14,17 @@
 //! Arguments are parsed by hand: there are few, and the crate stays free of
 //! dependencies so it builds before anything else.
 
+#![forbid(unsafe_code)]
 #![allow(clippy::print_stdout)]
 
 mod bench;
 mod ci;
 mod cmd;
 mod fuzz;
+mod json;
 mod stress;
 mod tidy;
+mod workspace;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,7 +39,7 @@ tasks:
   ci                    run the CI checks of .ci/run, stopping at the first failure
   fuzz TARGET SECONDS   run one fuzz target (cargo-fuzz, stable, --sanitizer none)
   fuzz-all SECONDS      run every fuzz target in turn and print a summary table
-  tidy                  banned crates, dbg!, crate docs, checklist citations
+  tidy                  dependency, unsafe, packaging and source rules, dbg!, crate docs, checklist
   stress                the fault and hostile-input suites, load test at full size
   bench [--quick] [--secs S] [--rounds N] [--only P1,P3] [--no-docker-wait]
                         benchmarks side by side with Docker's Go client (BENCHMARKS.md)";

@@ -8,6 +8,7 @@
 //! Prints the same JSON line as `bench-rust` (`calls_per_sec`,
 //! `cpu_us_per_call`).
 
+#![forbid(unsafe_code)]
 // Results go to stdout as one JSON line for the xtask.
 #![allow(clippy::print_stdout)]
 

@@ -20,6 +20,7 @@
 //! The runtime is tokio's multi-threaded one (`--runtime current` for the
 //! single-threaded one), as an engine would run it.
 
+#![forbid(unsafe_code)]
 // Results go to stdout as one JSON line for the xtask.
 #![allow(clippy::print_stdout)]
 

@@ -11,6 +11,7 @@
 //! listens, and exits when its standard input closes, so it never outlives
 //! the xtask.
 
+#![forbid(unsafe_code)]
 // The `ready` line on stdout is how the xtask knows the tree is built.
 #![allow(clippy::print_stdout)]
 

@@ -199,6 +199,8 @@
 //! two planted problems). The directory options do not apply; `--json` is
 //! refused.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod call;
 mod demo;

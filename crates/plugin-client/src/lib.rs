@@ -1,6 +1,11 @@
 //! The engine side's HTTP client for Docker v1 plugins: Docker's
 //! `pkg/plugins` `Client`, byte-compatible on the wire.
 //!
+//! **Engines should depend on `plugin-registry`**, which finds and
+//! activates plugins and re-exports this crate as
+//! `plugin_registry::client`. Use this crate alone to call a plugin whose
+//! address you already have.
+//!
 //! A [`Client`] talks to one plugin over a unix socket, TCP, TLS (only for
 //! `https://` addresses) or, on Windows, a named pipe, and pools its
 //! connections as Docker's `http.Transport` does. Calls are
@@ -29,6 +34,8 @@
 //! resolve plugin names (that is `plugin-discovery`), or encode and decode
 //! the protocol by rules of its own (that is `plugin-proto`). It is the
 //! only crate of the workspace that knows sockets, TLS and tokio.
+
+#![forbid(unsafe_code)]
 
 mod body;
 mod client;

@@ -9,12 +9,7 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-/// The socket directory, on every platform and in rootless mode too
-/// (Docker's `defaultSocketsPath`).
-pub const DEFAULT_SOCKET_DIR: &str = "/run/docker/plugins";
-
-/// The spec directories on unix, in priority order (checklist 1).
-pub const DEFAULT_SPEC_DIRS: [&str; 2] = ["/etc/docker/plugins", "/usr/lib/docker/plugins"];
+use plugin_proto::DEFAULT_SPEC_DIRS;
 
 /// The spec directories for this process's environment, read now: Docker's
 /// `SpecsPaths()`.
@@ -215,7 +210,7 @@ mod tests {
             paths(&[("ROOTLESSKIT_STATE_DIR", ""), ("HOME", "/home/u")], None),
             p(&["/etc/docker/plugins", "/usr/lib/docker/plugins"])
         );
-        assert_eq!(DEFAULT_SOCKET_DIR, "/run/docker/plugins");
+        assert_eq!(crate::DEFAULT_SOCKET_DIR, "/run/docker/plugins");
     }
 
     #[test]

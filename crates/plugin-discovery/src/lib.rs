@@ -1,6 +1,11 @@
 //! Docker-exact v1 plugin discovery: which plugins a host has, and where a
 //! plugin name leads.
 //!
+//! **Engines should depend on `plugin-registry`**, which resolves,
+//! activates and caches plugins and re-exports this crate as
+//! `plugin_registry::discovery`. Use this crate alone for tools that only
+//! inspect plugin directories.
+//!
 //! Docker finds v1 plugins in two places (spec §1): unix sockets in
 //! `/run/docker/plugins`, and `.spec` or `.json` files in
 //! `/etc/docker/plugins` then `/usr/lib/docker/plugins` (other directories
@@ -43,6 +48,8 @@
 //! # Ok::<(), plugin_discovery::DiscoveryError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod dirs;
 mod error;
 mod explain;
@@ -58,9 +65,11 @@ use std::path::{Path, PathBuf};
 
 use plugin_proto::{Address, SpecContent, TlsOptions, parse_json_spec, parse_spec};
 
-pub use dirs::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS, specs_paths, specs_paths_from};
+pub use dirs::{specs_paths, specs_paths_from};
 pub use error::{DiscoveryError, DiscoveryErrorKind, FileKind};
 pub use explain::{Candidate, Explanation, Finding};
+/// The default directories, defined once in `plugin-proto` for both sides.
+pub use plugin_proto::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS};
 
 use error::Repr;
 

@@ -25,7 +25,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::message::{Call, impl_err_reply, null_as_default};
+use crate::message::impl_err_reply;
+use crate::{Call, null_as_default};
 
 /// `AuthZPlugin.AuthZReq`.
 pub const AUTHZ_REQ: &str = "AuthZPlugin.AuthZReq";
@@ -281,8 +282,8 @@ mod go_bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{decode_call_reply, decode_message, decode_request, encode_request};
     use crate::{ErrReply, encode_args};
+    use crate::{decode_call_reply, decode_message, decode_request, encode_request};
 
     fn der() -> Vec<u8> {
         (0u8..=200).collect()

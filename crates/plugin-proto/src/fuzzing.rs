@@ -16,8 +16,8 @@ use crate::log;
 use crate::retry::{self, RetryPolicy};
 use crate::spec::{self, PluginJson};
 use crate::{
-    Address, Endpoint, Manifest, SpecError, StatusError, TlsOptions, VIRTUAL_HOST, encode_args,
-    encode_call_head, parse_json_spec, parse_spec,
+    Address, Endpoint, Manifest, SpecContent, SpecError, StatusError, TlsOptions, VIRTUAL_HOST,
+    encode_args, encode_call_head, encode_json_spec, encode_spec, parse_json_spec, parse_spec,
 };
 
 /// A fuzz target body.
@@ -35,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("backoff_schedule", backoff_schedule),
     ("json_go_model", json_go_model),
     ("log_frames", log_frames),
+    ("spec_roundtrip", spec_roundtrip),
 ];
 
 /// `Address::parse` on any text: never panics; an accepted address displays
@@ -141,20 +142,9 @@ pub fn spec_file(data: &[u8]) {
     }
 }
 
-/// The fields of a `.json` spec, written back as JSON.
-#[derive(serde::Serialize)]
-struct SpecDoc<'a> {
-    #[serde(rename = "Addr")]
-    addr: &'a Address,
-    #[serde(rename = "TLSConfig")]
-    tls: &'a Option<TlsOptions>,
-    #[serde(rename = "Implements")]
-    implements: &'a Option<Vec<String>>,
-}
-
 /// `parse_json_spec` on any bytes: never panics; a `TLSConfig` without
-/// `CAFile` is insecure; what it accepts, written back as Go-style JSON,
-/// reads back the same.
+/// `CAFile` is insecure; what it accepts, written back with
+/// `encode_json_spec`, reads back the same.
 pub fn json_spec(data: &[u8]) {
     match parse_json_spec(data) {
         Ok(s) => {
@@ -163,12 +153,7 @@ pub fn json_spec(data: &[u8]) {
             {
                 assert!(t.insecure_skip_verify, "TLSConfig without CAFile: {t:?}");
             }
-            let doc = SpecDoc {
-                addr: &s.address,
-                tls: &s.tls,
-                implements: &s.implements,
-            };
-            let bytes = match encode_args(Some(&doc)) {
+            let bytes = match encode_json_spec(&s, "fuzz") {
                 Ok(b) => b,
                 Err(e) => panic!("cannot encode {s:?}: {e}"),
             };
@@ -179,6 +164,128 @@ pub fn json_spec(data: &[u8]) {
         }
         Err(e) => drop(e.to_string()),
     }
+}
+
+/// The spec writers against the readers, both ways.
+///
+/// - Read → write → read: whatever `parse_json_spec` or `parse_spec`
+///   accepts, written in the same format, reads back equal, and writing
+///   that again gives the same bytes.
+/// - Write → read: a spec built from the input's NUL-separated fields
+///   (address, a flags byte, CA, certificate and key paths, name,
+///   `Implements` entries), written as `.json`, reads back equal, except
+///   that a `TLSConfig` without `CAFile` reads back insecure (Docker's
+///   rule). Written as `.spec` it is refused unless a `.spec` can hold it,
+///   and then reads back as the address with Docker's insecure default.
+pub fn spec_roundtrip(data: &[u8]) {
+    if let Ok(spec) = parse_json_spec(data) {
+        let once = json_write_read(&spec, "fuzz");
+        assert_eq!(once.0, spec);
+        let twice = json_write_read(&once.0, "fuzz");
+        assert_eq!(twice, once, "writing is not stable");
+    }
+    if let Ok(spec) = parse_spec(data) {
+        let written = match encode_spec(&spec) {
+            Ok(b) => b,
+            Err(e) => panic!("{spec:?} was read from a .spec but cannot be written: {e}"),
+        };
+        match parse_spec(&written) {
+            Ok(back) => assert_eq!(back, spec),
+            Err(e) => panic!("{spec:?} written as {written:?} fails: {e}"),
+        }
+        assert_eq!(
+            encode_spec(&spec).ok(),
+            Some(written),
+            "writing is not stable"
+        );
+    }
+    let Some((spec, name)) = spec_from_fields(data) else {
+        return;
+    };
+    let mut expected = spec.clone();
+    if let Some(t) = expected.tls.as_mut()
+        && t.ca_file.is_none()
+    {
+        t.insecure_skip_verify = true;
+    }
+    assert_eq!(json_write_read(&spec, &name).0, expected);
+    let spec_file_can_hold = spec.implements.is_none()
+        && spec
+            .tls
+            .as_ref()
+            .is_none_or(|t| *t == TlsOptions::insecure())
+        && spec.address.as_str().trim() == spec.address.as_str();
+    match encode_spec(&spec) {
+        Ok(written) => {
+            assert!(spec_file_can_hold, "{spec:?} written as a lossy .spec");
+            match parse_spec(&written) {
+                Ok(back) => {
+                    assert_eq!(back.address, spec.address);
+                    assert_eq!(back.tls, Some(TlsOptions::insecure()));
+                    assert_eq!(back.implements, None);
+                }
+                Err(e) => panic!("{spec:?} written as {written:?} fails: {e}"),
+            }
+        }
+        Err(e) => {
+            assert!(!spec_file_can_hold, "{spec:?} refused as a .spec: {e}");
+            assert!(matches!(e, SpecError::Unwritable(_)), "{e:?}");
+        }
+    }
+}
+
+/// Writes `spec` as a `.json` spec and reads it back.
+fn json_write_read(spec: &SpecContent, name: &str) -> (SpecContent, Vec<u8>) {
+    let written = match encode_json_spec(spec, name) {
+        Ok(b) => b,
+        Err(e) => panic!("{spec:?} cannot be written: {e}"),
+    };
+    match parse_json_spec(&written) {
+        Ok(back) => (back, written),
+        Err(e) => panic!(
+            "{spec:?} written as {:?} fails: {e}",
+            String::from_utf8_lossy(&written)
+        ),
+    }
+}
+
+/// A spec from NUL-separated fields: address, flags, CA, certificate, key,
+/// name, then `Implements` entries. Flags: bit 0 a `TLSConfig`, bit 1
+/// `InsecureSkipVerify`, bit 2 `ExclusiveRootPools`, bit 3 `Implements`,
+/// bits 4–7 pick `ClientAuth` and `MinVersion`. `None` when the address
+/// does not parse or a field is missing.
+fn spec_from_fields(data: &[u8]) -> Option<(SpecContent, String)> {
+    let mut fields = data.split(|b| *b == 0);
+    let text = |f: &[u8]| String::from_utf8_lossy(f).into_owned();
+    let address = Address::parse(&text(fields.next()?)).ok()?;
+    let flags = fields.next()?.first().copied().unwrap_or(0);
+    let path = |f: Option<&[u8]>| {
+        f.map(text)
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    let (ca, cert, key) = (
+        path(fields.next()),
+        path(fields.next()),
+        path(fields.next()),
+    );
+    let name = fields.next().map(text).unwrap_or_default();
+    let mut spec = SpecContent::new(address);
+    if flags & 1 != 0 {
+        spec = spec.with_tls(TlsOptions {
+            ca_file: ca,
+            cert_file: cert,
+            key_file: key,
+            insecure_skip_verify: flags & 2 != 0,
+            exclusive_root_pools: flags & 4 != 0,
+            client_auth: i64::from(flags >> 4) - 8,
+            min_version: u16::from(flags >> 4) * 0x0101,
+        });
+    }
+    if flags & 8 != 0 {
+        spec = spec.with_implements(fields.map(text));
+    }
+    Some((spec, name))
 }
 
 /// `Manifest::decode` on any bytes: never panics; an accepted manifest,

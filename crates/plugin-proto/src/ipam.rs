@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::{Call, impl_err_reply, null_as_default};
+use crate::message::impl_err_reply;
+use crate::{Call, null_as_default};
 
 /// `IpamDriver.GetCapabilities`.
 pub const GET_CAPABILITIES: &str = "IpamDriver.GetCapabilities";
@@ -251,8 +252,8 @@ impl Call for ReleaseAddressRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{decode_call_reply, decode_request, encode_request};
     use crate::{ErrReply, encode_args};
+    use crate::{decode_call_reply, decode_request, encode_request};
     use serde::de::DeserializeOwned;
 
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(v: &T) {

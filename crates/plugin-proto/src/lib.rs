@@ -7,8 +7,11 @@
 //!
 //! - [`Address`]: what a plugin address dials, its HTTP scheme and its
 //!   `Host` header;
-//! - [`parse_spec`] and [`parse_json_spec`]: `.spec` and `.json` spec files,
-//!   decoded with Go's `encoding/json` rules rather than serde's;
+//! - [`SpecContent`]: `.spec` and `.json` spec files, read with Go's
+//!   `encoding/json` rules rather than serde's ([`parse_spec`],
+//!   [`parse_json_spec`]) and written as Docker reads them
+//!   ([`encode_spec`], [`encode_json_spec`]), and the default directories
+//!   ([`DEFAULT_SOCKET_DIR`], [`DEFAULT_SPEC_DIRS`]);
 //! - [`Manifest`]: the activation reply;
 //! - [`encode_call`], [`encode_args`]: the request bytes Docker sends;
 //! - [`decode_reply`], [`decode_json`], [`StatusError`]: how replies and
@@ -21,7 +24,10 @@
 //!   (Go's decoding rules for typed bodies).
 //!
 //! Plugin authors can use it with any HTTP stack; the engine side of this
-//! workspace (`plugin-client`, `plugin-registry`) builds on it.
+//! workspace (`plugin-client`, `plugin-registry`) builds on it. **Engines
+//! should depend on `plugin-registry`** (it re-exports this crate as
+//! `plugin_registry::proto`), and plugin authors usually want the
+//! `plugin-server` kit (which re-exports it as `plugin_server::plugin_proto`).
 //!
 //! **What it must never do:** open a file or socket, read a clock, spawn a
 //! task or depend on an async runtime. Time is an input; bytes come in and
@@ -40,10 +46,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod address;
 mod call;
+mod dirs;
+mod godecode;
 mod gojson;
 mod goquote;
+mod gotime;
 mod manifest;
 mod message;
 mod reply;
@@ -66,15 +77,20 @@ pub use call::{
     EncodeError, USER_AGENT_VALUE, encode_args, encode_call, encode_call_head, encode_stream_args,
     validate_method,
 };
+pub use dirs::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR, DEFAULT_SPEC_DIRS};
+pub use godecode::{decode_message, null_as_default};
 pub use gojson::DecodeError;
+pub use gotime::{GoTime, GoTimeError};
 pub use manifest::Manifest;
 pub use message::{
-    Call, Empty, ErrReply, ErrResponse, GoTime, GoTimeError, StreamCall, decode_call_reply,
-    decode_message, decode_request, encode_request, encode_stream_request, null_as_default,
+    Call, Empty, ErrReply, ErrResponse, StreamCall, decode_call_reply, decode_request,
+    encode_request, encode_stream_request,
 };
 pub use reply::{StatusError, decode_json, decode_reply};
 pub use retry::RetryPolicy;
-pub use spec::{SpecContent, SpecError, TlsOptions, parse_json_spec, parse_spec};
+pub use spec::{
+    SpecContent, SpecError, TlsOptions, encode_json_spec, encode_spec, parse_json_spec, parse_spec,
+};
 
 /// The media type Docker puts in `Accept` (checklist 16).
 pub const MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";

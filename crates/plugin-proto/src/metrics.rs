@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::{Call, Empty, ErrResponse};
+use crate::{Call, Empty, ErrResponse};
 
 /// `MetricsCollector.StartMetrics`.
 pub const START_METRICS: &str = "MetricsCollector.StartMetrics";
@@ -51,7 +51,7 @@ impl Call for StopMetricsRequest {
 mod tests {
     use super::*;
     use crate::ErrReply;
-    use crate::message::{decode_call_reply, decode_message, decode_request, encode_request};
+    use crate::{decode_call_reply, decode_message, decode_request, encode_request};
 
     #[test]
     fn both_calls_have_an_empty_body() {

@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::message::{Call, ErrResponse, impl_err_reply, null_as_default};
+use crate::message::impl_err_reply;
+use crate::{Call, ErrResponse, null_as_default};
 
 /// `NetworkDriver.GetCapabilities`.
 pub const GET_CAPABILITIES: &str = "NetworkDriver.GetCapabilities";
@@ -569,8 +570,8 @@ impl Call for DiscoverDeleteRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{decode_call_reply, decode_message, decode_request, encode_request};
     use crate::{ErrReply, encode_args};
+    use crate::{decode_call_reply, decode_message, decode_request, encode_request};
     use serde::de::DeserializeOwned;
     use serde_json::json;
 

@@ -1,8 +1,12 @@
 //! Plugin spec files: the `.spec` text form and the `.json` form
 //! (spec §1.4, §1.5; checklist 12, 13).
 //!
-//! These functions take the file's bytes; reading the file (and refusing
-//! FIFOs, directories and oversized files) is `plugin-discovery`'s job.
+//! [`SpecContent`] is the one type for both directions: [`parse_spec`] and
+//! [`parse_json_spec`] read a file's bytes the way Docker does, and
+//! [`encode_spec`] and [`encode_json_spec`] write bytes Docker reads back
+//! as the same content. Reading and writing the files themselves (refusing
+//! FIFOs and oversized files, replacing a file atomically) is the job of
+//! `plugin-discovery` and `plugin-server`.
 
 use std::path::PathBuf;
 
@@ -80,7 +84,19 @@ impl TlsOptions {
     }
 }
 
-/// What a spec file says about a plugin.
+/// What a spec file says about a plugin: read by [`parse_spec`] and
+/// [`parse_json_spec`], written by [`encode_spec`] and [`encode_json_spec`].
+///
+/// ```
+/// use plugin_proto::{Address, SpecContent, TlsOptions, encode_json_spec, parse_json_spec};
+///
+/// let spec = SpecContent::new(Address::parse("https://plugins.example:8443")?)
+///     .with_tls(TlsOptions::with_ca_file("/etc/ssl/plugins-ca.pem"))
+///     .with_implements(["VolumeDriver"]);
+/// let bytes = encode_json_spec(&spec, "example")?;
+/// assert_eq!(parse_json_spec(&bytes)?, spec);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SpecContent {
@@ -93,6 +109,34 @@ pub struct SpecContent {
     /// so a registry can skip activating plugins of another kind. `None`
     /// when not declared (Docker ignores this field).
     pub implements: Option<Vec<String>>,
+}
+
+impl SpecContent {
+    /// A spec holding only an address: no `TLSConfig`, no `Implements`.
+    pub fn new(address: Address) -> SpecContent {
+        SpecContent {
+            address,
+            tls: None,
+            implements: None,
+        }
+    }
+
+    /// Sets the TLS options (a `.json` spec's `TLSConfig`).
+    pub fn with_tls(mut self, tls: TlsOptions) -> SpecContent {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Declares the subsystems the plugin implements (the `.json`
+    /// extension `Implements`).
+    pub fn with_implements<I, S>(mut self, kinds: I) -> SpecContent
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.implements = Some(kinds.into_iter().map(Into::into).collect());
+        self
+    }
 }
 
 /// Why a spec file could not be used.
@@ -110,6 +154,10 @@ pub enum SpecError {
     /// A `.spec` file that is not text.
     #[error("spec file is not valid UTF-8")]
     NotUtf8,
+    /// The content cannot be written in the format asked for without
+    /// changing what Docker reads back (the text says what).
+    #[error("{0}")]
+    Unwritable(String),
 }
 
 /// Parses a `.spec` file: its trimmed content is the address (checklist 12).
@@ -121,6 +169,122 @@ pub fn parse_spec(bytes: &[u8]) -> Result<SpecContent, SpecError> {
         tls: Some(TlsOptions::insecure()),
         implements: None,
     })
+}
+
+/// Writes a `.spec` file: the address and a newline.
+///
+/// A `.spec` file holds nothing else, and Docker trims what it reads, so
+/// content that would read back differently is refused: TLS options other
+/// than Docker's insecure default, declared `Implements`, or an address
+/// with leading or trailing white space.
+pub fn encode_spec(spec: &SpecContent) -> Result<Vec<u8>, SpecError> {
+    let text = spec.address.as_str();
+    if text.trim() != text {
+        return Err(SpecError::Unwritable(format!(
+            "the address {text:?} begins or ends with white space, which a .spec file loses"
+        )));
+    }
+    if spec
+        .tls
+        .as_ref()
+        .is_some_and(|t| *t != TlsOptions::insecure())
+    {
+        return Err(SpecError::Unwritable(
+            "a .spec file cannot hold TLS options: write a .json spec".into(),
+        ));
+    }
+    if spec.implements.is_some() {
+        return Err(SpecError::Unwritable(
+            "a .spec file cannot hold Implements: write a .json spec".into(),
+        ));
+    }
+    Ok(format!("{text}\n").into_bytes())
+}
+
+/// Writes a `.json` spec as Docker documents it (`docs/extend/plugin_api.md`):
+/// `Name`, `Addr`, `TLSConfig` when there are TLS options, and the
+/// `Implements` extension when declared, indented, with a final newline.
+///
+/// `TLSConfig` always has `InsecureSkipVerify`, `CAFile`, `CertFile` and
+/// `KeyFile`; go-connections' other options (`ClientAuth`,
+/// `ExclusiveRootPools`, `MinVersion`) only when set. Docker ignores `Name`
+/// (a plugin is named by its file), so it is written for people reading
+/// the file. A TLS file path that is not UTF-8 cannot be written as JSON
+/// text and is refused.
+///
+/// Note Docker's reading rule: a `TLSConfig` without `CAFile` is read as
+/// `InsecureSkipVerify: true` whatever the file says.
+pub fn encode_json_spec(spec: &SpecContent, name: &str) -> Result<Vec<u8>, SpecError> {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        #[serde(rename = "Name")]
+        name: &'a str,
+        #[serde(rename = "Addr")]
+        addr: &'a str,
+        #[serde(rename = "TLSConfig", skip_serializing_if = "Option::is_none")]
+        tls: Option<Tls<'a>>,
+        #[serde(rename = "Implements", skip_serializing_if = "Option::is_none")]
+        implements: Option<&'a [String]>,
+    }
+    #[derive(serde::Serialize)]
+    struct Tls<'a> {
+        #[serde(rename = "InsecureSkipVerify")]
+        insecure_skip_verify: bool,
+        #[serde(rename = "CAFile")]
+        ca_file: &'a str,
+        #[serde(rename = "CertFile")]
+        cert_file: &'a str,
+        #[serde(rename = "KeyFile")]
+        key_file: &'a str,
+        #[serde(rename = "ClientAuth", skip_serializing_if = "is_zero_i64")]
+        client_auth: i64,
+        #[serde(rename = "ExclusiveRootPools", skip_serializing_if = "is_false")]
+        exclusive_root_pools: bool,
+        #[serde(rename = "MinVersion", skip_serializing_if = "is_zero_u16")]
+        min_version: u16,
+    }
+    fn path_text(path: &Option<PathBuf>) -> Result<&str, SpecError> {
+        match path {
+            None => Ok(""),
+            Some(p) => p.to_str().ok_or_else(|| {
+                SpecError::Unwritable(format!("the TLS file path {p:?} is not valid UTF-8"))
+            }),
+        }
+    }
+    let tls = match &spec.tls {
+        None => None,
+        Some(t) => Some(Tls {
+            insecure_skip_verify: t.insecure_skip_verify,
+            ca_file: path_text(&t.ca_file)?,
+            cert_file: path_text(&t.cert_file)?,
+            key_file: path_text(&t.key_file)?,
+            client_auth: t.client_auth,
+            exclusive_root_pools: t.exclusive_root_pools,
+            min_version: t.min_version,
+        }),
+    };
+    let doc = Doc {
+        name,
+        addr: spec.address.as_str(),
+        tls,
+        implements: spec.implements.as_deref(),
+    };
+    let mut bytes =
+        serde_json::to_vec_pretty(&doc).map_err(|e| SpecError::Unwritable(e.to_string()))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u16(n: &u16) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Parses a `.json` spec with Go's `encoding/json` rules (checklist 13):
@@ -419,6 +583,82 @@ mod tests {
         assert_eq!(s.address.endpoint(), &Endpoint::Unix("/x.sock".into()));
         let s = parse_json_spec(br#"{"Addr":"unix:///x.sock","Implements":null}"#).unwrap();
         assert_eq!(s.implements, None);
+    }
+
+    #[test]
+    fn json_writer_gives_dockers_documented_form() {
+        let spec = SpecContent::new(Address::parse("https://example.com/docker/plugin").unwrap())
+            .with_tls(
+                TlsOptions::with_ca_file("/usr/shared/docker/certs/example-ca.pem").client_cert(
+                    "/usr/shared/docker/certs/example-cert.pem",
+                    "/usr/shared/docker/certs/example-key.pem",
+                ),
+            );
+        let text = String::from_utf8(encode_json_spec(&spec, "plugin-example").unwrap()).unwrap();
+        assert_eq!(
+            text,
+            r#"{
+  "Name": "plugin-example",
+  "Addr": "https://example.com/docker/plugin",
+  "TLSConfig": {
+    "InsecureSkipVerify": false,
+    "CAFile": "/usr/shared/docker/certs/example-ca.pem",
+    "CertFile": "/usr/shared/docker/certs/example-cert.pem",
+    "KeyFile": "/usr/shared/docker/certs/example-key.pem"
+  }
+}
+"#
+        );
+        assert_eq!(parse_json_spec(text.as_bytes()).unwrap(), spec);
+    }
+
+    #[test]
+    fn json_writer_round_trips_every_field() {
+        let mut tls = TlsOptions::with_ca_file("/ca").client_cert("/c", "/k");
+        tls.client_auth = 4;
+        tls.exclusive_root_pools = true;
+        tls.min_version = 0x0304;
+        let spec = SpecContent::new(Address::parse("tcp://h:1").unwrap())
+            .with_tls(tls)
+            .with_implements(["VolumeDriver", "authz"]);
+        let bytes = encode_json_spec(&spec, "p").unwrap();
+        assert_eq!(parse_json_spec(&bytes).unwrap(), spec);
+        let bare = SpecContent::new(Address::parse("unix:///x.sock").unwrap());
+        let bytes = encode_json_spec(&bare, "p").unwrap();
+        assert_eq!(
+            bytes,
+            b"{\n  \"Name\": \"p\",\n  \"Addr\": \"unix:///x.sock\"\n}\n"
+        );
+        assert_eq!(parse_json_spec(&bytes).unwrap(), bare);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn json_writer_refuses_paths_that_are_not_text() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(b"/ca\xff.pem"));
+        let spec = SpecContent::new(Address::parse("https://h").unwrap())
+            .with_tls(TlsOptions::with_ca_file(path));
+        let e = encode_json_spec(&spec, "p").unwrap_err();
+        assert!(matches!(e, SpecError::Unwritable(_)), "{e}");
+    }
+
+    #[test]
+    fn spec_writer_writes_the_address_and_refuses_what_it_would_lose() {
+        let addr = Address::parse("tcp://127.0.0.1:8080").unwrap();
+        let spec = SpecContent::new(addr.clone());
+        assert_eq!(encode_spec(&spec).unwrap(), b"tcp://127.0.0.1:8080\n");
+        let read = parse_spec(&encode_spec(&spec).unwrap()).unwrap();
+        assert_eq!(read.address, addr);
+        assert_eq!(encode_spec(&read).unwrap(), encode_spec(&spec).unwrap());
+        for lossy in [
+            spec.clone().with_tls(TlsOptions::with_ca_file("/ca")),
+            spec.clone().with_implements(["VolumeDriver"]),
+            SpecContent::new(Address::parse("unix:///x.sock ").unwrap()),
+        ] {
+            let e = encode_spec(&lossy).unwrap_err();
+            assert!(matches!(e, SpecError::Unwritable(_)), "{lossy:?}: {e}");
+        }
     }
 
     proptest::proptest! {

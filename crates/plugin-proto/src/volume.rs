@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::message::{Call, ErrResponse, impl_err_reply, null_as_default};
+use crate::message::impl_err_reply;
+use crate::{Call, ErrResponse, null_as_default};
 
 /// `VolumeDriver.Create`.
 pub const CREATE: &str = "VolumeDriver.Create";
@@ -296,8 +297,8 @@ impl Call for CapabilitiesRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::message::{decode_call_reply, decode_message, decode_request, encode_request};
     use crate::{ErrReply, encode_args};
+    use crate::{decode_call_reply, decode_message, decode_request, encode_request};
     use serde::de::DeserializeOwned;
     use serde_json::json;
 

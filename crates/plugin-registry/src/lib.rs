@@ -105,3 +105,8 @@ pub async fn get_all(kind: &str) -> Result<Vec<Arc<Plugin>>, Error> {
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+// This crate's own README (the one crates.io shows), compiled the same way.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct CrateReadmeDoctests;

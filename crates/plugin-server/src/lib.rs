@@ -78,6 +78,8 @@
 //! bytes (or lack of them) hold memory beyond the caps or keep others
 //! from being served.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod config;
 mod conn;
 mod error;
@@ -103,7 +105,7 @@ pub use authz::AuthzPlugin;
 pub use config::{Bound, ListenConfig};
 pub use error::{BuildError, PluginError, ServeError};
 pub use ipam::IpamDriver;
-pub use listen::{DEFAULT_SOCKET_DIR, ListenAddr, Listener};
+pub use listen::{ListenAddr, Listener};
 pub use log::LogDriver;
 pub use metrics::MetricsCollector;
 pub use network::NetworkDriver;
@@ -113,7 +115,7 @@ pub use serve::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_BODY, DEFAULT_SHUTDOWN_TIMEOUT, Server,
 };
-pub use spec::{DEFAULT_SPEC_DIR, SpecFile};
+pub use spec::SpecFile;
 pub use systemd::SystemdError;
 pub use tls::{TlsConfig, TlsError};
 pub use volume::VolumeDriver;
@@ -121,3 +123,6 @@ pub use volume::VolumeDriver;
 /// The protocol core this kit builds on (typed messages, `Manifest`,
 /// `TlsOptions` for `.json` specs).
 pub use plugin_proto;
+/// Where Docker looks for plugin sockets and spec files (defined once, in
+/// `plugin-proto`, for the engine side and this kit alike).
+pub use plugin_proto::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR};

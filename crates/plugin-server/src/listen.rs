@@ -15,10 +15,9 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt}
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-use crate::ServeError;
+use plugin_proto::DEFAULT_SOCKET_DIR;
 
-/// Where Docker looks for plugin sockets.
-pub const DEFAULT_SOCKET_DIR: &str = "/run/docker/plugins";
+use crate::ServeError;
 
 /// The address a [`Listener`] is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]

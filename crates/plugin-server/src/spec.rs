@@ -8,13 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use plugin_proto::TlsOptions;
+use plugin_proto::{Address, SpecContent, TlsOptions, encode_json_spec, encode_spec};
 
 use crate::ServeError;
 use crate::listen::{ListenAddr, OwnedFile, check_name};
-
-/// The spec directory Docker reads first.
-pub const DEFAULT_SPEC_DIR: &str = "/etc/docker/plugins";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -89,7 +86,7 @@ impl SpecFile {
     }
 
     /// The address to write for a listener.
-    fn address(&self, addr: &ListenAddr, tls: bool) -> Result<String, ServeError> {
+    fn address(&self, addr: &ListenAddr, tls: bool) -> Result<Address, ServeError> {
         let text = match (&self.advertise, addr) {
             (Some(a), _) => a.clone(),
             (None, ListenAddr::Tcp(sa)) => {
@@ -106,9 +103,25 @@ impl SpecFile {
             }
         };
         // Write only what the engine side of this workspace can read back.
-        plugin_proto::Address::parse(&text)
-            .map_err(|e| ServeError::SpecAddress(format!("{text:?}: {e}")))?;
-        Ok(text)
+        Address::parse(&text).map_err(|e| ServeError::SpecAddress(format!("{text:?}: {e}")))
+    }
+
+    /// The file's content: the address alone for a `.spec`; for a `.json`,
+    /// also the client TLS options and the plugin's kinds.
+    fn content(&self, address: &Address, implements: &[String]) -> Result<Vec<u8>, ServeError> {
+        let spec = SpecContent::new(address.clone());
+        let encoded = match self.format {
+            Format::Spec => encode_spec(&spec),
+            Format::Json => {
+                let spec = spec.with_implements(implements.iter().cloned());
+                let spec = match &self.client_tls {
+                    Some(t) => spec.with_tls(t.clone()),
+                    None => spec,
+                };
+                encode_json_spec(&spec, &self.name)
+            }
+        };
+        encoded.map_err(|e| ServeError::SpecAddress(format!("{address}: {e}")))
     }
 
     pub(crate) fn write(
@@ -119,31 +132,7 @@ impl SpecFile {
     ) -> Result<OwnedFile, ServeError> {
         check_name(&self.name)?;
         let address = self.address(addr, tls)?;
-        let content = match self.format {
-            Format::Spec => format!("{address}\n").into_bytes(),
-            Format::Json => {
-                #[derive(serde::Serialize)]
-                struct Json<'a> {
-                    #[serde(rename = "Name")]
-                    name: &'a str,
-                    #[serde(rename = "Addr")]
-                    addr: &'a str,
-                    #[serde(rename = "TLSConfig", skip_serializing_if = "Option::is_none")]
-                    tls: Option<&'a TlsOptions>,
-                    #[serde(rename = "Implements")]
-                    implements: &'a [String],
-                }
-                let mut v = serde_json::to_vec_pretty(&Json {
-                    name: &self.name,
-                    addr: &address,
-                    tls: self.client_tls.as_ref(),
-                    implements,
-                })
-                .map_err(|e| ServeError::io("encode spec", self.path(), io::Error::other(e)))?;
-                v.push(b'\n');
-                v
-            }
-        };
+        let content = self.content(&address, implements)?;
         let path = self.path();
         write_atomically(&self.dir, &path, &content)
             .map_err(|e| ServeError::io("write spec file", path.clone(), e))?;
@@ -198,20 +187,47 @@ mod tests {
     fn addresses() {
         let s = SpecFile::spec("/d", "p");
         let tcp = ListenAddr::Tcp("0.0.0.0:8080".parse().unwrap());
-        assert_eq!(s.address(&tcp, false).unwrap(), "tcp://127.0.0.1:8080");
-        assert_eq!(s.address(&tcp, true).unwrap(), "https://127.0.0.1:8080");
+        let text = |s: &SpecFile, a: &ListenAddr, tls: bool| s.address(a, tls).unwrap().to_string();
+        assert_eq!(text(&s, &tcp, false), "tcp://127.0.0.1:8080");
+        assert_eq!(text(&s, &tcp, true), "https://127.0.0.1:8080");
         let v6 = ListenAddr::Tcp("[::]:1".parse().unwrap());
-        assert_eq!(s.address(&v6, false).unwrap(), "tcp://[::1]:1");
+        assert_eq!(text(&s, &v6, false), "tcp://[::1]:1");
         let unix = ListenAddr::Unix(Some("/run/p.sock".into()));
-        assert_eq!(s.address(&unix, false).unwrap(), "unix:///run/p.sock");
+        assert_eq!(text(&s, &unix, false), "unix:///run/p.sock");
         assert!(s.address(&ListenAddr::Unix(None), false).is_err());
         let s = s.advertise("tcp://plugins.example:80");
-        assert_eq!(s.address(&tcp, false).unwrap(), "tcp://plugins.example:80");
+        assert_eq!(text(&s, &tcp, false), "tcp://plugins.example:80");
         let s = SpecFile::spec("/d", "p").advertise("localhost:80");
         assert!(
             s.address(&tcp, false).is_err(),
             "scheme-less addresses are refused"
         );
+    }
+
+    #[test]
+    fn contents_read_back_as_written() {
+        let tcp = ListenAddr::Tcp("127.0.0.1:8080".parse().unwrap());
+        let kinds = ["VolumeDriver".to_owned()];
+        let spec = SpecFile::spec("/d", "p");
+        let address = spec.address(&tcp, false).unwrap();
+        let text = spec.content(&address, &kinds).unwrap();
+        assert_eq!(
+            text, b"tcp://127.0.0.1:8080\n",
+            "a .spec holds the address only"
+        );
+
+        let tls = TlsOptions::with_ca_file("/ca.pem").client_cert("/c.pem", "/k.pem");
+        let json = SpecFile::json("/d", "p").client_tls(tls.clone());
+        let address = json.address(&tcp, true).unwrap();
+        let read = plugin_proto::parse_json_spec(&json.content(&address, &kinds).unwrap()).unwrap();
+        assert_eq!(read.address.as_str(), "https://127.0.0.1:8080");
+        assert_eq!(read.tls, Some(tls));
+        assert_eq!(read.implements.as_deref(), Some(&kinds[..]));
+
+        // Docker trims a .spec: an advertised address it would misread is refused.
+        let padded = SpecFile::spec("/d", "p").advertise("unix:///run/p.sock ");
+        let address = padded.address(&tcp, false).unwrap();
+        assert!(padded.content(&address, &kinds).is_err());
     }
 
     #[test]

@@ -17,6 +17,8 @@
 //! **What it must never do:** mount anything, or fail a mount because the
 //! mountpoint directory cannot be created.
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;

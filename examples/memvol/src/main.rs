@@ -1,6 +1,8 @@
 //! `memvol`: the in-memory volume plugin. See the library documentation;
 //! `memvol --help` lists the options.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

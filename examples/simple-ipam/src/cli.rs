@@ -16,7 +16,9 @@ pub struct Args {
     #[arg(long, default_value = "simple-ipam")]
     pub name: String,
 
-    /// The pool for networks created without `--subnet`.
+    /// The range that networks created without `--subnet` get their pools
+    /// from: a /24 each (the whole range if it is smaller), never one that
+    /// overlaps a pool in use or a route of the host.
     #[arg(long, default_value = "10.77.0.0/16", value_parser = parse_cidr)]
     pub pool: Cidr,
 

@@ -1,6 +1,8 @@
 //! `simple-ipam`: the IPv4 pool allocator plugin. See the library documentation;
 //! `simple-ipam --help` lists the options.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

@@ -138,8 +138,9 @@ fn success_stdout<S: AsRef<OsStr>>(
 // ---------------------------------------------------------------------------
 
 /// A private dockerd: its own data-root, exec-root, pidfile, key file and
-/// API socket under a temporary directory; no networking. It still reads
-/// the host's plugin directories (it always does).
+/// API socket under a temporary directory; no networking. Started with
+/// [`Dockerd::start`] it reads the host's plugin directories (it always
+/// does); [`Dockerd::start_isolated`] gives it its own (see [`Isolation`]).
 ///
 /// Dropping it stops it (SIGTERM; once it logs `Daemon shutdown complete`
 /// the process only lingers for grpc reconnect timeouts, so it is then
@@ -149,11 +150,60 @@ pub(crate) struct Dockerd {
     child: Option<Child>,
     dir: tempfile::TempDir,
     socket: PathBuf,
+    /// Host directories made for an isolated start, deepest first.
+    created: Vec<PathBuf>,
 }
+
+/// How a [`Dockerd`] is kept apart from the host, beyond its private
+/// directories: [`Dockerd::start_isolated`] runs it in a mount namespace of
+/// its own (`unshare -m`), where `/run/docker/plugins` is `socket_dir` (a
+/// bind mount) and the host's spec directories are hidden under empty
+/// tmpfs mounts, so it sees only the plugins the test serves in
+/// `socket_dir`, and nothing the test does shows in the host's plugin
+/// directories.
+#[derive(Debug)]
+pub(crate) struct Isolation<'a> {
+    /// What dockerd sees as `/run/docker/plugins`.
+    pub(crate) socket_dir: &'a Path,
+    /// A network namespace of its own too (`unshare -n`): only `lo`, up,
+    /// plus `routes`. Needed for `-d bridge`, and for routes of its own.
+    pub(crate) netns: bool,
+    /// Destinations routed through `lo` in that namespace (`192.0.2.0/24`):
+    /// dockerd's host routes, as its overlap check sees them.
+    pub(crate) routes: &'a [&'a str],
+    /// `--authorization-plugin` names, in order.
+    pub(crate) authz: &'a [&'a str],
+}
+
+/// Run by `sh -c` between `unshare` and dockerd: the mounts and routes of
+/// [`Isolation`], then `exec dockerd "$@"` (so dockerd keeps the pid the
+/// test spawned). Failing any step fails the start.
+const ISOLATE: &str = r#"set -e
+mount --bind "$SOCKET_DIR" /run/docker/plugins
+for d in /etc/docker/plugins /usr/lib/docker/plugins; do
+  if [ -d "$d" ]; then mount -t tmpfs tmpfs "$d"; fi
+done
+if [ -n "$NETNS" ]; then
+  ip link set lo up
+  for r in $ROUTES; do ip route add "$r" dev lo; done
+fi
+exec "$@"
+"#;
 
 impl Dockerd {
     /// Starts dockerd and waits until `GET /_ping` answers `OK`.
     pub(crate) fn start(dockerd: &Path) -> Dockerd {
+        Dockerd::spawn(dockerd, None)
+    }
+
+    /// Starts dockerd in namespaces of its own (see [`Isolation`]) and
+    /// waits until `GET /_ping` answers `OK`. Needs `unshare` and, with
+    /// `netns`, `ip`.
+    pub(crate) fn start_isolated(dockerd: &Path, isolation: &Isolation<'_>) -> Dockerd {
+        Dockerd::spawn(dockerd, Some(isolation))
+    }
+
+    fn spawn(dockerd: &Path, isolation: Option<&Isolation<'_>>) -> Dockerd {
         let dir = short_tempdir("dk");
         let d = dir.path();
         for sub in ["data", "exec", "cli"] {
@@ -167,34 +217,60 @@ impl Dockerd {
         .expect("write daemon.json");
         let socket = d.join("api.sock");
         let log = fs::File::create(d.join("dockerd.log")).expect("create dockerd.log");
-        let child = Command::new(dockerd)
-            .args([
-                "--iptables=false",
-                "--ip6tables=false",
-                "--ip-forward=false",
-                "--ip-masq=false",
-                "--bridge=none",
-                "--storage-driver=vfs",
-            ])
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("dockerd.pid"))
-            .arg("--config-file")
-            .arg(&config)
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup log"))
-            .stderr(log)
+        let mut created = Vec::new();
+        let mut cmd = match isolation {
+            None => Command::new(dockerd),
+            Some(iso) => {
+                // The bind mount needs its mount point; made (and removed
+                // again) only if the host lacks it.
+                let mut missing = Path::new(HOST_SOCKET_DIR);
+                while !missing.exists() {
+                    created.push(missing.to_path_buf());
+                    missing = missing.parent().unwrap_or(Path::new("/"));
+                }
+                fs::create_dir_all(HOST_SOCKET_DIR).expect("mkdir /run/docker/plugins");
+                let mut cmd = Command::new(which("unshare").unwrap_or_else(|| "unshare".into()));
+                cmd.arg(if iso.netns { "-mn" } else { "-m" })
+                    .args(["--propagation", "private", "sh", "-c", ISOLATE, "sh"])
+                    .arg(dockerd)
+                    .env("SOCKET_DIR", iso.socket_dir)
+                    .env("NETNS", if iso.netns { "1" } else { "" })
+                    .env("ROUTES", iso.routes.join(" "));
+                for name in iso.authz {
+                    cmd.arg(format!("--authorization-plugin={name}"));
+                }
+                cmd
+            }
+        };
+        cmd.args([
+            "--iptables=false",
+            "--ip6tables=false",
+            "--ip-forward=false",
+            "--ip-masq=false",
+            "--bridge=none",
+            "--storage-driver=vfs",
+        ])
+        .arg("--data-root")
+        .arg(d.join("data"))
+        .arg("--exec-root")
+        .arg(d.join("exec"))
+        .arg("--pidfile")
+        .arg(d.join("dockerd.pid"))
+        .arg("--config-file")
+        .arg(&config)
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("dup log"))
+        .stderr(log);
+        let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", dockerd.display()));
         let mut daemon = Dockerd {
             child: Some(child),
             dir,
             socket,
+            created,
         };
         let ready = poll(Duration::from_secs(20), || daemon.ping() || daemon.exited());
         assert!(
@@ -203,6 +279,11 @@ impl Dockerd {
             daemon.log_tail()
         );
         daemon
+    }
+
+    /// dockerd's process id (for `/proc/<pid>/net/route` and the like).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     fn exited(&mut self) -> bool {
@@ -297,6 +378,10 @@ impl Dockerd {
             let c = std::ffi::CString::new(data.as_os_str().as_bytes()).expect("no NUL");
             // SAFETY: `c` is a valid NUL-terminated path.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+        for d in self.created.drain(..) {
+            // Only if empty: something else may have put files there since.
+            let _ = fs::remove_dir(d);
         }
     }
 }

@@ -198,7 +198,7 @@ fn assert_dockerd_head(r: &Recorded) {
 
 /// Decodes `body` as the typed request `C` and re-encodes it with
 /// plugin-proto: the bytes must be dockerd's, exactly.
-fn assert_reencodes<C>(body: &[u8])
+pub(crate) fn assert_reencodes<C>(body: &[u8])
 where
     C: Call + serde::de::DeserializeOwned + Default + std::fmt::Debug,
 {
