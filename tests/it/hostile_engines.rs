@@ -92,22 +92,32 @@ async fn read_to_close<S: AsyncReadExt + Unpin>(s: &mut S) -> Vec<u8> {
     rest
 }
 
-/// Waits until the plugin closes `s`, which it may do with a reset when
-/// the caller's unread bytes are still queued (an endless body).
-async fn closed<S: AsyncReadExt + Unpin>(s: &mut S) {
-    let mut sink = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut sink))
-        .await
-        .expect("the plugin did not close the connection");
-    if let Err(e) = read {
-        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+/// Reads what the plugin wrote to `s` until it closes it. A byte the
+/// caller wrote after the plugin's last read turns the close into a reset,
+/// reported once everything the plugin wrote has been read (Linux sets
+/// `ECONNRESET` on the peer of a unix socket closed with unread data).
+async fn read_until_reset<S: AsyncReadExt + Unpin>(s: &mut S) -> Vec<u8> {
+    let mut rest = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("the plugin did not close the connection");
+        match read {
+            Ok(0) => return rest,
+            Ok(n) => rest.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return rest,
+            Err(e) => panic!("{e}"),
+        }
     }
 }
 
 /// Reads a `408` in the plugin convention saying `message`, then the
 /// close that follows it.
 async fn expect_timeout<S: AsyncReadExt + Unpin>(s: &mut S, message: &str) {
-    let r = read_response(s).await;
+    let r = tokio::time::timeout(Duration::from_secs(5), read_response(s))
+        .await
+        .expect("no answer within 5 s");
     assert_eq!(r.err(408), message);
     assert_eq!(r.header("connection"), Some("close"));
     assert!(read_to_close(s).await.is_empty());
@@ -148,7 +158,7 @@ async fn fifty_slowloris_connections_do_not_stop_well_behaved_calls() {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            (read_to_close(&mut s).await, started.elapsed())
+            (read_until_reset(&mut s).await, started.elapsed())
         })
     };
 
@@ -295,7 +305,7 @@ async fn oversized_heads_and_bodies_and_garbage_get_clear_answers() {
     });
     let r = read_response(&mut rd).await;
     assert_eq!(r.err(413), "request body larger than 1024 bytes");
-    closed(&mut rd).await;
+    read_until_reset(&mut rd).await;
     let sent = writer.await.unwrap();
     assert!(
         sent < 64 * 1024 * 1024,
@@ -394,6 +404,19 @@ fn connect(server: Server) -> (DuplexStream, JoinHandle<()>) {
     (engine, tokio::spawn(serve_stream(server, plugin)))
 }
 
+/// Lets `d` of virtual time pass, the way a caller waiting that long
+/// would see it.
+///
+/// `tokio::time::advance` is not used: it moves the clock before the
+/// plugin's task has run, so the plugin would read bytes written just
+/// before it only at the end of `d`, and time its deadlines from there.
+/// `sleep` on the paused clock jumps only once every task waits: the plugin
+/// handles what it was sent at the instant it was sent, and a deadline of
+/// the plugin's that falls within `d` fires at its own instant.
+async fn pass(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
 /// Lets every task run until it waits, then reports whether the plugin
 /// wrote anything (without waiting for it).
 async fn has_answered(s: &mut DuplexStream) -> bool {
@@ -412,24 +435,32 @@ async fn has_answered(s: &mut DuplexStream) -> bool {
     }
 }
 
+/// [`expect_timeout`] at this very instant: the `408` was due now, to the
+/// millisecond, so no virtual time passes while it is read.
+async fn expect_timeout_now(s: &mut DuplexStream, message: &str) {
+    let now = tokio::time::Instant::now();
+    expect_timeout(s, message).await;
+    assert_eq!(now.elapsed(), Duration::ZERO, "the 408 came late");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_head_is_timed_from_its_first_byte_not_from_idle() {
     let server = Server::new(echo_plugin()).header_read_timeout(Duration::from_secs(10));
     let (mut s, task) = connect(server);
     // A whole hour idle: never timed out.
-    tokio::time::advance(Duration::from_secs(3600)).await;
+    pass(Duration::from_secs(3600)).await;
     assert!(!has_answered(&mut s).await);
     // A head trickled a byte a second: the deadline is 10 s after the
     // first byte, however steadily the rest comes.
     for b in &PARTIAL_HEAD[..9] {
         s.write_all(&[*b]).await.unwrap();
-        tokio::time::advance(Duration::from_secs(1)).await;
+        pass(Duration::from_secs(1)).await;
     }
     s.write_all(&PARTIAL_HEAD[9..10]).await.unwrap();
-    tokio::time::advance(Duration::from_millis(999)).await;
+    pass(Duration::from_millis(999)).await;
     assert!(!has_answered(&mut s).await, "answered before the deadline");
-    tokio::time::advance(Duration::from_millis(1)).await;
-    expect_timeout(&mut s, "request head not received within 10s").await;
+    pass(Duration::from_millis(1)).await;
+    expect_timeout_now(&mut s, "request head not received within 10s").await;
     task.await.unwrap();
 }
 
@@ -443,17 +474,17 @@ async fn each_head_on_a_kept_alive_connection_gets_its_own_deadline() {
         let request = docker_request("Test.Echo", &format!("{{\"n\":{i}}}"));
         let (head, rest) = request.split_at(10);
         s.write_all(head).await.unwrap();
-        tokio::time::advance(Duration::from_secs(4)).await;
+        pass(Duration::from_secs(4)).await;
         let r = exchange(&mut s, rest).await;
         assert_eq!(r.status, 200, "{r:?}");
-        tokio::time::advance(Duration::from_secs(60)).await;
+        pass(Duration::from_secs(60)).await;
     }
     // The fourth stalls: cut at exactly 5 s.
     s.write_all(b"POST").await.unwrap();
-    tokio::time::advance(Duration::from_millis(4999)).await;
+    pass(Duration::from_millis(4999)).await;
     assert!(!has_answered(&mut s).await);
-    tokio::time::advance(Duration::from_millis(1)).await;
-    expect_timeout(&mut s, "request head not received within 5s").await;
+    pass(Duration::from_millis(1)).await;
+    expect_timeout_now(&mut s, "request head not received within 5s").await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -466,13 +497,13 @@ async fn a_body_is_timed_from_the_end_of_its_head() {
         .await
         .unwrap();
     // The head timeout no longer applies once the head is in.
-    tokio::time::advance(Duration::from_millis(29_999)).await;
+    pass(Duration::from_millis(29_999)).await;
     assert!(
         !has_answered(&mut s).await,
         "answered before the body deadline"
     );
-    tokio::time::advance(Duration::from_millis(1)).await;
-    expect_timeout(&mut s, "request body not received within 30s").await;
+    pass(Duration::from_millis(1)).await;
+    expect_timeout_now(&mut s, "request body not received within 30s").await;
     task.await.unwrap();
 }
 
@@ -506,7 +537,7 @@ async fn timeouts_can_be_turned_off() {
     s.write_all(b"POST /Test.Echo HTTP/1.1\r\nHost: x\r\nContent-Le")
         .await
         .unwrap();
-    tokio::time::advance(Duration::from_secs(86_400)).await;
+    pass(Duration::from_secs(86_400)).await;
     assert!(!has_answered(&mut s).await);
     let r = exchange(&mut s, b"ngth: 2\r\n\r\n{}").await;
     assert_eq!(r.status, 200, "{r:?}");
