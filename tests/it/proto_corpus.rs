@@ -1,6 +1,6 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/*`) through the
-//! fuzz target bodies in `plugin_proto::fuzzing` and
-//! `plugin_server::fuzzing`, on stable and without libFuzzer, so every seed
+//! fuzz target bodies in `plugin_proto::fuzzing`, `plugin_server::fuzzing`
+//! and `plugin_registry::fuzzing`, on stable and without libFuzzer, so every seed
 //! and every crash ever found stays a regression test.
 
 use std::collections::BTreeSet;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// A target: its name and body.
 type Target = (&'static str, fn(&[u8]));
 
-/// Every target of both crates, with the crate whose `fuzzing` module holds it.
+/// Every target of every crate, with the crate whose `fuzzing` module holds it.
 fn targets() -> impl Iterator<Item = (&'static str, &'static Target)> {
     let proto = plugin_proto::fuzzing::TARGETS
         .iter()
@@ -19,7 +19,10 @@ fn targets() -> impl Iterator<Item = (&'static str, &'static Target)> {
     let server = plugin_server::fuzzing::TARGETS
         .iter()
         .map(|t| ("plugin_server", t));
-    proto.chain(server)
+    let registry = plugin_registry::fuzzing::TARGETS
+        .iter()
+        .map(|t| ("plugin_registry", t));
+    proto.chain(server).chain(registry)
 }
 
 fn corpus_root() -> PathBuf {
@@ -64,8 +67,9 @@ fn every_corpus_directory_belongs_to_a_target() {
             .into_owned();
         assert!(
             path.is_dir() && targets.contains(name.as_str()),
-            "fuzz/corpus/{name} is not the corpus of a target in plugin_proto::fuzzing::TARGETS \
-             or plugin_server::fuzzing::TARGETS (it would never be replayed)"
+            "fuzz/corpus/{name} is not the corpus of a target in the TARGETS of \
+             plugin_proto::fuzzing, plugin_server::fuzzing or plugin_registry::fuzzing \
+             (it would never be replayed)"
         );
     }
 }

@@ -39,6 +39,8 @@
 
 pub mod authz;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod getter;
 mod handler;
 mod ipam;
