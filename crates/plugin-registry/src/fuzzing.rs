@@ -214,7 +214,7 @@ fn check_flattened(headers: &HeaderMap) {
                 );
             }
             assert!(is_go_canonical(name), "{name:?} is not spelled as Go does");
-            let Some(last) = headers.get_all(lower.as_str()).iter().last() else {
+            let Some(last) = headers.get_all(lower.as_str()).iter().next_back() else {
                 panic!("{name} is shown but was never sent");
             };
             assert_eq!(
