@@ -380,10 +380,11 @@ pub fn args_roundtrip(data: &[u8]) {
     }
 }
 
-/// JSON equality where floats may differ in their last bit: serde_json
-/// parses floats fast rather than exactly unless its `float_roundtrip`
-/// feature is on, which this workspace does not need.
-fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+/// JSON equality where floats may differ in their last bits (2 ULP):
+/// serde_json parses floats fast rather than exactly unless its
+/// `float_roundtrip` feature is on, which this workspace does not need.
+/// Also used by `plugin_server::fuzzing`.
+pub fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value as V;
     match (a, b) {
         (V::Number(x), V::Number(y)) if x.is_f64() || y.is_f64() => {
