@@ -8,8 +8,8 @@
 //!   plugin;
 //! - [`dockerd_memvol`]: dockerd (engine side) against our example plugin
 //!   `memvol`, on a unix socket, on tcp with a `.spec` and with a `.json`;
-//! - [`stale`]: a dead socket in `/run/docker/plugins`, `docker volume ls`
-//!   against our `get_all`;
+//! - [`stale`]: a dead socket in the plugin directory, `docker volume ls`
+//!   against our `get_all` over the same directory;
 //! - [`podman`]: the exact bytes podman sends (test vectors, replayed to
 //!   memvol), and podman against memvol, errors included;
 //! - [`dockerd_authz`]: dockerd with our authorization plugin `rule-authz`,
@@ -18,16 +18,22 @@
 //!   `memnet` and `simple-ipam`, including default pools overlapping
 //!   dockerd's routes (libnetwork#1386).
 //!
-//! Each test starts its own peers on private paths and its guards stop them
-//! and remove what they put in the host's plugin directories, even when the
-//! test fails (podman runs entirely in a private directory, with no
-//! daemon; its guard also checks it left no process behind). dockerd
-//! always reads `/run/docker/plugins` and
-//! `/etc/docker/plugins`, so every test that starts one holds
-//! [`harness::HOST_DIRS`]; the authz and network tests start it isolated
-//! (`harness::Isolation`: its own mount and network namespaces, our
-//! plugins served in-process through [`served`]). A missing peer skips a
-//! test with a note, except under CI (`CI=true`), where it fails it.
+//! Each test starts its own peers on private paths, and its guards stop
+//! them and remove what they made, even when the test fails (podman runs
+//! entirely in a private directory, with no daemon; its guard also checks
+//! it left no process behind). No test reads or writes the host's plugin
+//! directories: every dockerd runs isolated ([`harness::Isolation`]: a
+//! mount namespace of its own where `/run/docker/plugins` and
+//! `/etc/docker/plugins` are the test's temporary directories,
+//! `/usr/lib/docker/plugins` is hidden, and with a network namespace too
+//! for the network tests), so dockerd tests run in parallel with each
+//! other and with other test runs, and each asserts on stopping its
+//! daemon that the host's plugin directories hold nothing of this process
+//! ([`harness::assert_host_plugin_dirs_untouched`]). Our own plugins are
+//! served in-process ([`memvol`], [`served`]); an engine-side check such as
+//! [`stale`]'s `get_all` reads the test's directories directly. A missing
+//! peer skips a test with a note, except under CI (`CI=true`), where it
+//! fails it.
 
 // Test code: panicking on unexpected errors is the point.
 #![allow(clippy::unwrap_used)]

@@ -16,7 +16,7 @@ use rule_authz::{Policy, RuleAuthz};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::harness::{Dockerd, HOST_DIRS, Isolation, require, unique_name};
+use super::harness::{Dockerd, Isolation, require, unique_name};
 use super::served::{Call, Calls, Served, socket_dir};
 use super::wire::{assert_reencodes, bless_or_load};
 
@@ -121,7 +121,6 @@ async fn dockerd_asks_rule_authz_and_shows_its_denials() {
     let Some(bins) = require(test, &["dockerd", "docker", "unshare"]) else {
         return;
     };
-    let _lock = HOST_DIRS.lock().await;
     let dir = socket_dir();
     let calls = Calls::default();
     let name = unique_name("authz");
@@ -134,6 +133,7 @@ async fn dockerd_asks_rule_authz_and_shows_its_denials() {
         &bins[0],
         &Isolation {
             socket_dir: dir.path(),
+            spec_dir: None,
             netns: false,
             routes: &[],
             authz: &[&name],

@@ -1,12 +1,15 @@
 //! Group 2: dockerd (their engine) against our example plugin `memvol`,
-//! found by dockerd on a unix socket in `/run/docker/plugins`, on tcp
-//! through a `.spec` in `/etc/docker/plugins`, and through a `.json` spec.
+//! found by dockerd on a unix socket in what it sees as
+//! `/run/docker/plugins`, on tcp through a `.spec` in what it sees as
+//! `/etc/docker/plugins`, and through a `.json` spec. Both are private
+//! directories of the test, mounted there only in dockerd's namespace.
 
 use plugin_server::ListenAddr;
 use serde_json::{Value, json};
 
-use super::harness::{Dockerd, HOST_DIRS, HOST_SPEC_DIR, HostPluginFiles, require, unique_name};
+use super::harness::{Dockerd, Isolation, require, unique_name};
 use super::memvol::{Memvol, Serve};
+use super::served::socket_dir;
 
 /// Drives dockerd through a volume's life on plugin `name` (memvol):
 /// create with options, ls, inspect (options and mountpoint as memvol
@@ -64,15 +67,15 @@ async fn volume_lifecycle(dockerd: &Dockerd, name: &str, memvol: &Memvol) {
 
 #[tokio::test]
 async fn dockerd_uses_memvol_on_unix_socket() {
-    let Some(bins) = require("dockerd_uses_memvol_on_unix_socket", &["dockerd", "docker"]) else {
+    let test = "dockerd_uses_memvol_on_unix_socket";
+    let Some(bins) = require(test, &["dockerd", "docker", "unshare"]) else {
         return;
     };
-    let _lock = HOST_DIRS.lock().await;
-    let mut host = HostPluginFiles::new();
+    let sockets = socket_dir();
     let name = unique_name("u");
-    let socket = host.socket(&name);
+    let socket = sockets.path().join(format!("{name}.sock"));
     let memvol = Memvol::start(Serve::Unix(&socket)).await;
-    let dockerd = Dockerd::start(&bins[0]);
+    let dockerd = Dockerd::start_isolated(&bins[0], &Isolation::sockets(sockets.path()));
 
     volume_lifecycle(&dockerd, &name, &memvol).await;
 
@@ -82,18 +85,16 @@ async fn dockerd_uses_memvol_on_unix_socket() {
 }
 
 async fn memvol_over_tcp(test: &str, json: bool) {
-    let Some(bins) = require(test, &["dockerd", "docker"]) else {
+    let Some(bins) = require(test, &["dockerd", "docker", "unshare"]) else {
         return;
     };
-    let _lock = HOST_DIRS.lock().await;
-    let mut host = HostPluginFiles::new();
+    let (sockets, specs) = (socket_dir(), socket_dir());
     let name = unique_name(if json { "j" } else { "t" });
-    let file = host.claim(
-        HOST_SPEC_DIR,
-        &format!("{name}.{}", if json { "json" } else { "spec" }),
-    );
+    let file = specs
+        .path()
+        .join(format!("{name}.{}", if json { "json" } else { "spec" }));
     let memvol = Memvol::start(Serve::Tcp {
-        spec_dir: HOST_SPEC_DIR.as_ref(),
+        spec_dir: specs.path(),
         name: &name,
         json,
     })
@@ -109,7 +110,13 @@ async fn memvol_over_tcp(test: &str, json: bool) {
     } else {
         assert_eq!(text.trim(), format!("tcp://{addr}"));
     }
-    let dockerd = Dockerd::start(&bins[0]);
+    let dockerd = Dockerd::start_isolated(
+        &bins[0],
+        &Isolation {
+            spec_dir: Some(specs.path()),
+            ..Isolation::sockets(sockets.path())
+        },
+    );
 
     volume_lifecycle(&dockerd, &name, &memvol).await;
 

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use simple_ipam::SimpleIpam;
 
-use super::harness::{Dockerd, HOST_DIRS, Isolation, require, unique_name};
+use super::harness::{Dockerd, Isolation, require, unique_name};
 use super::served::{Call, Calls, Served, socket_dir};
 use super::wire::{assert_reencodes, bless_or_load};
 
@@ -171,7 +171,6 @@ async fn dockerd_network_lifecycle_with_memnet_and_simple_ipam() {
     let Some(bins) = require(test, &["dockerd", "docker", "unshare", "ip", "nsenter"]) else {
         return;
     };
-    let _lock = HOST_DIRS.lock().await;
     let dir = socket_dir();
     let calls = Calls::default();
     let (net, ipam) = (unique_name("net"), unique_name("ipam"));
@@ -182,6 +181,7 @@ async fn dockerd_network_lifecycle_with_memnet_and_simple_ipam() {
         &bins[0],
         &Isolation {
             socket_dir: dir.path(),
+            spec_dir: None,
             netns: true,
             routes: &[],
             authz: &[],
@@ -489,7 +489,6 @@ async fn dockerd_default_pool_overlapping_a_route_never_loops() {
     let Some(bins) = require(test, &["dockerd", "docker", "unshare", "ip"]) else {
         return;
     };
-    let _lock = HOST_DIRS.lock().await;
     let dir = socket_dir();
     let calls = Calls::default();
     let blind = no_routes(dir.path());
@@ -522,6 +521,7 @@ async fn dockerd_default_pool_overlapping_a_route_never_loops() {
         &bins[0],
         &Isolation {
             socket_dir: dir.path(),
+            spec_dir: None,
             netns: true,
             routes: &["192.0.2.0/24", "10.0.0.0/16"],
             authz: &[],

@@ -1,7 +1,8 @@
-//! Guards for the real peers: a private `dockerd`, an `rclone serve docker`
-//! volume plugin, and the files a test puts in the host's plugin
-//! directories. Every guard cleans up in `Drop`, so a failing test leaves
-//! nothing behind.
+//! Guards for the real peers: a private, isolated `dockerd`, an `rclone
+//! serve docker` volume plugin and a private podman. Every guard cleans up
+//! in `Drop`, so a failing test leaves nothing behind. Nothing here ever
+//! writes in the host's plugin directories: dockerd gets private ones
+//! inside a mount namespace of its own (see [`Isolation`]).
 
 use std::ffi::OsStr;
 use std::fs;
@@ -12,15 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The socket directory dockerd always reads.
-pub(crate) const HOST_SOCKET_DIR: &str = "/run/docker/plugins";
-/// The first spec directory dockerd always reads.
-pub(crate) const HOST_SPEC_DIR: &str = "/etc/docker/plugins";
-
-/// Serialises every test that starts a dockerd or touches the host's plugin
-/// directories: dockerd always reads them, so two such tests must never
-/// overlap. Take it first in a test (so it is released last).
-pub(crate) static HOST_DIRS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The plugin directories dockerd always reads (sockets, then specs): in
+/// its namespace they are the test's, on the host they must stay as they
+/// are ([`assert_host_plugin_dirs_untouched`]).
+const HOST_PLUGIN_DIRS: [&str; 3] = [
+    "/run/docker/plugins",
+    "/etc/docker/plugins",
+    "/usr/lib/docker/plugins",
+];
 
 /// Whether we run under CI, where a missing peer is a failure.
 pub(crate) fn under_ci() -> bool {
@@ -68,9 +68,35 @@ pub(crate) fn require(test: &str, bins: &[&str]) -> Option<Vec<PathBuf>> {
     None
 }
 
+/// What every [`unique_name`] of this process starts with.
+fn name_prefix() -> String {
+    format!("pt{}", std::process::id())
+}
+
 /// A plugin name no other test process uses: `pt<pid><tag>`.
 pub(crate) fn unique_name(tag: &str) -> String {
-    format!("pt{}{tag}", std::process::id())
+    format!("{}{tag}", name_prefix())
+}
+
+/// Asserts that the host's plugin directories hold nothing named by this
+/// process ([`unique_name`]): whatever a test serves or writes for its
+/// dockerd lives in private directories only. Other processes (another
+/// test run, the host's own dockerd) may change these directories
+/// meanwhile, so only our own names are looked for.
+pub(crate) fn assert_host_plugin_dirs_untouched() {
+    let prefix = name_prefix();
+    let ours: Vec<PathBuf> = HOST_PLUGIN_DIRS
+        .iter()
+        .filter_map(|d| fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "a test of this process wrote in the host's plugin directories: {ours:?}"
+    );
 }
 
 /// A free loopback tcp port (bound, then released for the peer to take).
@@ -138,33 +164,40 @@ fn success_stdout<S: AsRef<OsStr>>(
 // ---------------------------------------------------------------------------
 
 /// A private dockerd: its own data-root, exec-root, pidfile, key file and
-/// API socket under a temporary directory; no networking. Started with
-/// [`Dockerd::start`] it reads the host's plugin directories (it always
-/// does); [`Dockerd::start_isolated`] gives it its own (see [`Isolation`]).
+/// API socket under a temporary directory; no networking; its own plugin
+/// directories in a mount namespace of its own ([`Isolation`]). It is
+/// always started isolated: a dockerd reading the host's plugin
+/// directories would see other processes' plugins (another test run's
+/// volumes, a stale socket it retries for 15 s) beside the test's.
 ///
 /// Dropping it stops it (SIGTERM; once it logs `Daemon shutdown complete`
 /// the process only lingers for grpc reconnect timeouts, so it is then
-/// killed), makes sure its data-root bind mount is gone and removes the
-/// directory.
+/// killed), makes sure its data-root bind mount is gone, removes the
+/// directory and (unless the test is already failing) asserts
+/// [`assert_host_plugin_dirs_untouched`].
 pub(crate) struct Dockerd {
     child: Option<Child>,
     dir: tempfile::TempDir,
     socket: PathBuf,
-    /// Host directories made for an isolated start, deepest first.
-    created: Vec<PathBuf>,
 }
 
 /// How a [`Dockerd`] is kept apart from the host, beyond its private
-/// directories: [`Dockerd::start_isolated`] runs it in a mount namespace of
-/// its own (`unshare -m`), where `/run/docker/plugins` is `socket_dir` (a
-/// bind mount) and the host's spec directories are hidden under empty
-/// tmpfs mounts, so it sees only the plugins the test serves in
-/// `socket_dir`, and nothing the test does shows in the host's plugin
-/// directories.
+/// directories: it runs in a mount namespace of its own (`unshare -m`,
+/// private propagation) where `/run/docker` and `/etc/docker` are empty
+/// tmpfs mounts holding only `plugins`, bound to `socket_dir` and
+/// `spec_dir`, and `/usr/lib/docker/plugins` (if the host has it) is an
+/// empty tmpfs. So it sees only the plugins the test serves, and nothing
+/// the test does shows in the host's directories: the mounts vanish with
+/// the namespace, and no mount point is made on the host (the host's
+/// `/run/docker` and `/etc/docker` are made only if missing, see
+/// [`ISOLATION_PARENTS`]).
 #[derive(Debug)]
 pub(crate) struct Isolation<'a> {
     /// What dockerd sees as `/run/docker/plugins`.
     pub(crate) socket_dir: &'a Path,
+    /// What dockerd sees as `/etc/docker/plugins`; `None` is an empty
+    /// directory of the daemon's own.
+    pub(crate) spec_dir: Option<&'a Path>,
     /// A network namespace of its own too (`unshare -n`): only `lo`, up,
     /// plus `routes`. Needed for `-d bridge`, and for routes of its own.
     pub(crate) netns: bool,
@@ -175,14 +208,34 @@ pub(crate) struct Isolation<'a> {
     pub(crate) authz: &'a [&'a str],
 }
 
+impl Isolation<'_> {
+    /// Only the plugins in `socket_dir`; no spec files, no network
+    /// namespace, no authorization plugin.
+    pub(crate) fn sockets(socket_dir: &Path) -> Isolation<'_> {
+        Isolation {
+            socket_dir,
+            spec_dir: None,
+            netns: false,
+            routes: &[],
+            authz: &[],
+        }
+    }
+}
+
 /// Run by `sh -c` between `unshare` and dockerd: the mounts and routes of
 /// [`Isolation`], then `exec dockerd "$@"` (so dockerd keeps the pid the
-/// test spawned). Failing any step fails the start.
+/// test spawned). The `plugins` mount points are made inside a tmpfs over
+/// their parent, so the host's directories are neither needed nor
+/// touched. Failing any step fails the start.
 const ISOLATE: &str = r#"set -e
-mount --bind "$SOCKET_DIR" /run/docker/plugins
-for d in /etc/docker/plugins /usr/lib/docker/plugins; do
-  if [ -d "$d" ]; then mount -t tmpfs tmpfs "$d"; fi
-done
+over() {
+  mount -t tmpfs tmpfs "$(dirname "$2")"
+  mkdir "$2"
+  mount --bind "$1" "$2"
+}
+over "$SOCKET_DIR" /run/docker/plugins
+over "$SPEC_DIR" /etc/docker/plugins
+if [ -d /usr/lib/docker/plugins ]; then mount -t tmpfs tmpfs /usr/lib/docker/plugins; fi
 if [ -n "$NETNS" ]; then
   ip link set lo up
   for r in $ROUTES; do ip route add "$r" dev lo; done
@@ -190,23 +243,19 @@ fi
 exec "$@"
 "#;
 
-impl Dockerd {
-    /// Starts dockerd and waits until `GET /_ping` answers `OK`.
-    pub(crate) fn start(dockerd: &Path) -> Dockerd {
-        Dockerd::spawn(dockerd, None)
-    }
+/// The host directories [`ISOLATE`] mounts over. Made if missing (as
+/// installing or starting Docker makes them) and never removed: removing a
+/// directory another run's namespace has mounts on would detach them.
+const ISOLATION_PARENTS: [&str; 2] = ["/run/docker", "/etc/docker"];
 
+impl Dockerd {
     /// Starts dockerd in namespaces of its own (see [`Isolation`]) and
     /// waits until `GET /_ping` answers `OK`. Needs `unshare` and, with
     /// `netns`, `ip`.
-    pub(crate) fn start_isolated(dockerd: &Path, isolation: &Isolation<'_>) -> Dockerd {
-        Dockerd::spawn(dockerd, Some(isolation))
-    }
-
-    fn spawn(dockerd: &Path, isolation: Option<&Isolation<'_>>) -> Dockerd {
+    pub(crate) fn start_isolated(dockerd: &Path, iso: &Isolation<'_>) -> Dockerd {
         let dir = short_tempdir("dk");
         let d = dir.path();
-        for sub in ["data", "exec", "cli"] {
+        for sub in ["data", "exec", "cli", "specs"] {
             fs::create_dir(d.join(sub)).expect("mkdir");
         }
         let config = d.join("daemon.json");
@@ -217,31 +266,21 @@ impl Dockerd {
         .expect("write daemon.json");
         let socket = d.join("api.sock");
         let log = fs::File::create(d.join("dockerd.log")).expect("create dockerd.log");
-        let mut created = Vec::new();
-        let mut cmd = match isolation {
-            None => Command::new(dockerd),
-            Some(iso) => {
-                // The bind mount needs its mount point; made (and removed
-                // again) only if the host lacks it.
-                let mut missing = Path::new(HOST_SOCKET_DIR);
-                while !missing.exists() {
-                    created.push(missing.to_path_buf());
-                    missing = missing.parent().unwrap_or(Path::new("/"));
-                }
-                fs::create_dir_all(HOST_SOCKET_DIR).expect("mkdir /run/docker/plugins");
-                let mut cmd = Command::new(which("unshare").unwrap_or_else(|| "unshare".into()));
-                cmd.arg(if iso.netns { "-mn" } else { "-m" })
-                    .args(["--propagation", "private", "sh", "-c", ISOLATE, "sh"])
-                    .arg(dockerd)
-                    .env("SOCKET_DIR", iso.socket_dir)
-                    .env("NETNS", if iso.netns { "1" } else { "" })
-                    .env("ROUTES", iso.routes.join(" "));
-                for name in iso.authz {
-                    cmd.arg(format!("--authorization-plugin={name}"));
-                }
-                cmd
-            }
-        };
+        for parent in ISOLATION_PARENTS {
+            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {parent}: {e}"));
+        }
+        let own_specs = d.join("specs");
+        let mut cmd = Command::new(which("unshare").unwrap_or_else(|| "unshare".into()));
+        cmd.arg(if iso.netns { "-mn" } else { "-m" })
+            .args(["--propagation", "private", "sh", "-c", ISOLATE, "sh"])
+            .arg(dockerd)
+            .env("SOCKET_DIR", iso.socket_dir)
+            .env("SPEC_DIR", iso.spec_dir.unwrap_or(&own_specs))
+            .env("NETNS", if iso.netns { "1" } else { "" })
+            .env("ROUTES", iso.routes.join(" "));
+        for name in iso.authz {
+            cmd.arg(format!("--authorization-plugin={name}"));
+        }
         cmd.args([
             "--iptables=false",
             "--ip6tables=false",
@@ -270,7 +309,6 @@ impl Dockerd {
             child: Some(child),
             dir,
             socket,
-            created,
         };
         let ready = poll(Duration::from_secs(20), || daemon.ping() || daemon.exited());
         assert!(
@@ -379,10 +417,6 @@ impl Dockerd {
             // SAFETY: `c` is a valid NUL-terminated path.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
-        for d in self.created.drain(..) {
-            // Only if empty: something else may have put files there since.
-            let _ = fs::remove_dir(d);
-        }
     }
 }
 
@@ -395,6 +429,10 @@ fn is_mount_point(path: &Path) -> bool {
 impl Drop for Dockerd {
     fn drop(&mut self) {
         self.stop();
+        // A second panic while unwinding would abort the whole run.
+        if !std::thread::panicking() {
+            assert_host_plugin_dirs_untouched();
+        }
     }
 }
 
@@ -490,74 +528,6 @@ impl Drop for Rclone {
             });
             let _ = child.kill();
             let _ = child.wait();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Host plugin directories
-// ---------------------------------------------------------------------------
-
-/// The files (and the directories, if it had to create them) a test put in
-/// `/run/docker/plugins` and `/etc/docker/plugins`. Dropping it removes
-/// exactly those, never anything else.
-#[derive(Default)]
-pub(crate) struct HostPluginFiles {
-    files: Vec<PathBuf>,
-    dirs: Vec<PathBuf>,
-}
-
-impl HostPluginFiles {
-    pub(crate) fn new() -> HostPluginFiles {
-        HostPluginFiles::default()
-    }
-
-    /// Makes sure `dir` exists, remembering the directories it created.
-    fn ensure_dir(&mut self, dir: &Path) {
-        let mut missing = Vec::new();
-        let mut d = Some(dir);
-        while let Some(p) = d {
-            if p.exists() {
-                break;
-            }
-            missing.push(p.to_path_buf());
-            d = p.parent();
-        }
-        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        // Removed deepest first.
-        self.dirs.extend(missing);
-    }
-
-    /// Claims `<dir>/<file>`: makes sure the directory exists, refuses to
-    /// take over a file that is already there, and registers the path for
-    /// removal. Returns the path (nothing is created at it).
-    pub(crate) fn claim(&mut self, dir: &str, file: &str) -> PathBuf {
-        let dir = Path::new(dir);
-        self.ensure_dir(dir);
-        let path = dir.join(file);
-        assert!(
-            fs::symlink_metadata(&path).is_err(),
-            "{} already exists: not ours, refusing to touch it",
-            path.display()
-        );
-        self.files.push(path.clone());
-        path
-    }
-
-    /// A socket path in `/run/docker/plugins`, registered for removal.
-    pub(crate) fn socket(&mut self, name: &str) -> PathBuf {
-        self.claim(HOST_SOCKET_DIR, &format!("{name}.sock"))
-    }
-}
-
-impl Drop for HostPluginFiles {
-    fn drop(&mut self) {
-        for f in &self.files {
-            let _ = fs::remove_file(f);
-        }
-        for d in &self.dirs {
-            // Only if empty: something else may have put files there since.
-            let _ = fs::remove_dir(d);
         }
     }
 }

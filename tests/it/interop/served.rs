@@ -170,7 +170,8 @@ impl Drop for Served {
     }
 }
 
-/// A private directory standing for `/run/docker/plugins` (see
+/// A private directory standing for `/run/docker/plugins` or
+/// `/etc/docker/plugins` in an isolated dockerd's namespace (see
 /// [`super::harness::Isolation`]).
 pub(crate) fn socket_dir() -> tempfile::TempDir {
     tempfile::Builder::new()

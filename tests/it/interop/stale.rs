@@ -1,7 +1,9 @@
 //! Group 3: a dead plugin socket in `/run/docker/plugins` (moby#22251,
 //! #22653). dockerd's `docker volume ls` activates every plugin and retries
 //! the refused socket for about 15 s; our registry's `get_all` over the
-//! same directory fails fast. Timings are printed and recorded in
+//! same directory fails fast. The directory is the test's own: dockerd
+//! sees it as `/run/docker/plugins` in its namespace, our registry reads
+//! it directly, so neither sees another process's plugins. Timings are printed and recorded in
 //! `BENCHMARKS.md`, never asserted beyond upper bounds that prove nothing
 //! hung.
 
@@ -12,7 +14,8 @@ use plugin_discovery::LocalRegistry;
 use plugin_registry::{ListState, Policy, Registry};
 use plugin_tests::server::stale_socket;
 
-use super::harness::{Dockerd, HOST_DIRS, HostPluginFiles, require, unique_name};
+use super::harness::{Dockerd, Isolation, require, unique_name};
+use super::served::socket_dir;
 
 const HEADING: &str = "## Stale socket: docker volume ls vs get_all";
 
@@ -73,15 +76,20 @@ fn today() -> String {
 async fn stale_socket_docker_volume_ls_vs_get_all() {
     let Some(bins) = require(
         "stale_socket_docker_volume_ls_vs_get_all",
-        &["dockerd", "docker"],
+        &["dockerd", "docker", "unshare"],
     ) else {
         return;
     };
-    let _lock = HOST_DIRS.lock().await;
-    let mut host = HostPluginFiles::new();
+    let (sockets, specs) = (socket_dir(), socket_dir());
     let name = unique_name("s");
-    let socket = host.socket(&name);
-    let dockerd = Dockerd::start(&bins[0]);
+    let socket = sockets.path().join(format!("{name}.sock"));
+    let dockerd = Dockerd::start_isolated(
+        &bins[0],
+        &Isolation {
+            spec_dir: Some(specs.path()),
+            ..Isolation::sockets(sockets.path())
+        },
+    );
     let version = dockerd.version().await;
 
     // Baseline: nothing stale.
@@ -104,10 +112,12 @@ async fn stale_socket_docker_volume_ls_vs_get_all() {
         "docker volume ls hung"
     );
 
-    // Our registry, as an engine would build it: the host's directories.
+    // Our registry, as an engine would build it, over the directories
+    // dockerd reads.
+    let local = || LocalRegistry::with_dirs(sockets.path(), [specs.path()]);
     let mut ours = Vec::new();
     for _ in 0..5 {
-        let registry = Registry::new(LocalRegistry::new(), Policy::default());
+        let registry = Registry::new(local(), Policy::default());
         let t = Instant::now();
         let all = registry.get_all("VolumeDriver").await.unwrap();
         ours.push(t.elapsed());
@@ -140,11 +150,12 @@ async fn stale_socket_docker_volume_ls_vs_get_all() {
         let section = format!(
             "{HEADING}\n\n\
              A dead plugin socket (bound, then closed: connections are refused) in\n\
-             `/run/docker/plugins`; one private dockerd ({version}), one\n\
+             `/run/docker/plugins` (a private directory, mounted there in dockerd's own\n\
+             mount namespace); one private dockerd ({version}), one\n\
              `docker volume ls` run, measured {date}. The docker rows include the CLI's\n\
              own start-up, which the baseline row shows. Our side is\n\
              `Registry::get_all(\"VolumeDriver\")` with `Policy::default()` over the same\n\
-             host directories, in process, with a fresh registry per run so nothing is\n\
+             directories, in process, with a fresh registry per run so nothing is\n\
              cached. Timings are not asserted; the test only checks that `get_all` stays\n\
              under 2 s and leaves the dead plugin out.\n\n\
              | what | time |\n\
@@ -156,7 +167,7 @@ async fn stale_socket_docker_volume_ls_vs_get_all() {
              dockerd retries the refused socket's handshake (attempts at about 0, 1, 3,\n\
              7 and 15 s) before giving up on it; `get_all` never retries a refused or\n\
              missing unix socket (see the divergence table).\n\n\
-             Reproduce (root, `dockerd` and `docker` installed):\n\n\
+             Reproduce (root; `dockerd`, `docker` and `unshare` installed):\n\n\
              ```sh\n{COMMAND}\n```\n",
             date = today(),
             docker_stale = secs(docker_stale),

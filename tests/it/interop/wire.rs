@@ -14,8 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::harness::{Dockerd, HOST_DIRS, HostPluginFiles, require, unique_name};
+use super::harness::{Dockerd, Isolation, require, unique_name};
 use super::memvol::{Memvol, Serve};
+use super::served::socket_dir;
 
 /// A kit fake plugin scripted as a working volume driver: it keeps the
 /// volumes it was asked to create and answers Get/List/Path/Remove about
@@ -225,21 +226,23 @@ fn assert_body_matches_proto(r: &Recorded) {
     }
 }
 
-/// Group 4: a kit fake volume plugin in `/run/docker/plugins` records what
+/// Group 4: a kit fake volume plugin, in the private directory dockerd
+/// sees as `/run/docker/plugins`, records what
 /// dockerd sends for `docker volume create/ls/inspect/rm`; the bytes are
 /// checked field by field, re-encoded with plugin-proto, and compared with
 /// the committed test vectors (checklist 15, 16, 21 as dockerd 20.10 does
 /// them; its empty `Host` is the §12 note on checklist 17).
 #[tokio::test]
 async fn dockerd_request_bytes() {
-    let Some(bins) = require("dockerd_request_bytes", &["dockerd", "docker"]) else {
+    let Some(bins) = require("dockerd_request_bytes", &["dockerd", "docker", "unshare"]) else {
         return;
     };
-    let _lock = HOST_DIRS.lock().await;
-    let mut host = HostPluginFiles::new();
+    let sockets = socket_dir();
     let name = unique_name("w");
-    let plugin = fake_volume_driver().unix(host.socket(&name)).await;
-    let dockerd = Dockerd::start(&bins[0]);
+    let plugin = fake_volume_driver()
+        .unix(sockets.path().join(format!("{name}.sock")))
+        .await;
+    let dockerd = Dockerd::start_isolated(&bins[0], &Isolation::sockets(sockets.path()));
     let version = dockerd.version().await;
 
     let mut captured = Vec::new();
