@@ -5,7 +5,7 @@
 //
 // Build (no network, no modules):
 //
-//	GO111MODULE=off GOPATH=<scratch>:/usr/share/gocode go build -o go-peer main.go
+//	GO111MODULE=off GOPATH=<scratch>:/usr/share/gocode go build -o go-peer .
 //
 // Docker 20.10 keeps its directories in unexported package variables
 // (socketsPath, specsPaths) and offers no exported lookup without
@@ -74,7 +74,7 @@ func echoOfSize(size int) *echo {
 }
 
 type options struct {
-	tree, transport                   string
+	tree, transport, socket           string
 	size, conc, iters, count, callers int
 	secs, idleSecs                    float64
 }
@@ -105,12 +105,19 @@ func main() {
 	fs.IntVar(&o.callers, "callers", 1000, "concurrent gets for herd")
 	fs.Float64Var(&o.secs, "secs", 1, "seconds to measure")
 	fs.Float64Var(&o.idleSecs, "idle-secs", 0, "seconds to idle")
+	fs.StringVar(&o.socket, "socket", "", "unix socket for plugin-serve")
 	fs.String("runtime", "", "ignored (Rust only)")
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		fail(err)
 	}
 	if o.tree == "" {
 		fail(fmt.Errorf("--tree is required"))
+	}
+	if scenario == "plugin-serve" {
+		if err := pluginServe(&o); err != nil {
+			fail(err)
+		}
+		return
 	}
 	var r *report
 	var err error

@@ -135,6 +135,14 @@ pub fn echo_body(size: usize) -> Vec<u8> {
     format!("{ECHO_PREFIX}{name}{ECHO_SUFFIX}").into_bytes()
 }
 
+/// P10: the method both plugin servers answer, and the request body the
+/// load client sends (as Docker's client encodes it, newline included).
+pub const SERVE_METHOD: &str = "VolumeDriver.Get";
+/// P10's request body.
+pub const SERVE_BODY: &[u8] = b"{\"Name\":\"bench-volume\"}\n";
+/// P10: where both servers put the volume's mount point (`<prefix><name>`).
+pub const SERVE_MOUNT_PREFIX: &str = "/mnt/bench/";
+
 /// `<scenario> --key value …`.
 #[derive(Debug, Clone)]
 pub struct Args {

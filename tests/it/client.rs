@@ -14,10 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use plugin_client::{
-    CallOptions, Client, ClientBuilder, Error, NO_ARGS, RetryPolicy, SendBody, TlsOptions,
-};
-use plugin_proto::{Address, Manifest, USER_AGENT_VALUE};
+use plugin_client::{Client, ClientBuilder, Error, SendBody};
+use plugin_proto::{Address, Manifest, RetryPolicy, TlsOptions, USER_AGENT_VALUE};
 use plugin_tests::certs::TestPki;
 use plugin_tests::server::{ClientAuth, FakePlugin, Reply, stale_socket};
 use serde_json::{Value, json};
@@ -61,7 +59,7 @@ async fn activation_on_unix_sends_dockers_exact_request() {
     let dir = tmp();
     let plugin = unix_plugin(&dir, FakePlugin::builder().activate(&["VolumeDriver"])).await;
     let client = Client::new(plugin.address().as_str(), None).unwrap();
-    let m: Manifest = client.call("Plugin.Activate", NO_ARGS).await.unwrap();
+    let m: Manifest = client.call("Plugin.Activate").json().await.unwrap();
     assert_eq!(m, Manifest::new(["VolumeDriver"]));
     let r = &plugin.requests()[0];
     assert_eq!(
@@ -97,7 +95,9 @@ async fn struct_args_on_tcp_are_go_json_with_host_port() {
         Opts: None,
     };
     let _: Value = client
-        .call("VolumeDriver.Create", Some(&args))
+        .call("VolumeDriver.Create")
+        .args(&args)
+        .json()
         .await
         .unwrap();
     let r = &plugin.requests()[0];
@@ -126,9 +126,14 @@ async fn empty_struct_null_and_leading_slash() {
     let client = Client::new(plugin.address().as_str(), None).unwrap();
     #[derive(serde::Serialize)]
     struct Empty {}
-    let _: Value = client.call("A.Empty", Some(&Empty {})).await.unwrap();
-    let _: Value = client.call("A.Null", Some(&Value::Null)).await.unwrap();
-    let _: Value = client.call("/VolumeDriver.List", NO_ARGS).await.unwrap();
+    let _: Value = client.call("A.Empty").args(&Empty {}).json().await.unwrap();
+    let _: Value = client
+        .call("A.Null")
+        .args(&Value::Null)
+        .json()
+        .await
+        .unwrap();
+    let _: Value = client.call("/VolumeDriver.List").json().await.unwrap();
     let reqs = plugin.requests();
     assert_eq!(reqs[0].body, b"{}\n");
     assert_eq!(reqs[0].header("Content-Length"), Some("3"));
@@ -143,7 +148,7 @@ async fn odd_method_names_fail_before_any_io() {
     let plugin = unix_plugin(&dir, FakePlugin::builder()).await;
     let client = Client::new(plugin.address().as_str(), None).unwrap();
     for m in ["//A.B", "A B.C", "A"] {
-        let e = client.call::<_, Value>(m, NO_ARGS).await.unwrap_err();
+        let e = client.call(m).json::<Value>().await.unwrap_err();
         assert!(!e.is_status() && !e.is_connect(), "{m}: {e:?}");
     }
     assert_eq!(plugin.connections(), 0);
@@ -172,7 +177,7 @@ async fn status_errors_read_like_dockers_and_are_not_retried() {
     let client = Client::new(plugin.address().as_str(), None).unwrap();
     let err = |m: &'static str| {
         let client = client.clone();
-        async move { client.call::<_, Value>(m, NO_ARGS).await.unwrap_err() }
+        async move { client.call(m).json::<Value>().await.unwrap_err() }
     };
     let start = Instant::now();
     let e = err("A.Json").await;
@@ -216,16 +221,15 @@ async fn redirects_are_status_errors() {
     .await;
     let client = Client::new(plugin.address().as_str(), None).unwrap();
     let e = client
-        .call::<_, Value>("A.Moved", Some(&json!({"x": 1})))
+        .call("A.Moved")
+        .args(&json!({"x": 1}))
+        .json::<Value>()
         .await
         .unwrap_err();
     assert!(e.is_status());
     assert_eq!(e.status(), Some(302));
     assert_eq!(e.to_string(), "A.Moved: ");
-    let e = client
-        .call::<_, Value>("A.Temp", NO_ARGS)
-        .await
-        .unwrap_err();
+    let e = client.call("A.Temp").json::<Value>().await.unwrap_err();
     assert_eq!(e.status(), Some(307));
     assert_eq!(plugin.count("A.Elsewhere"), 0);
 }
@@ -259,16 +263,17 @@ async fn typed_replies_decode_by_go_rules() {
     )
     .await;
     let client = Client::new(plugin.address().as_str(), None).unwrap();
-    let m: Mountpoint = client.call("V.Trailing", NO_ARGS).await.unwrap();
+    let m: Mountpoint = client.call("V.Trailing").json().await.unwrap();
     assert_eq!(m.Mountpoint, "/m");
-    let m: Mountpoint = client.call("V.Null", NO_ARGS).await.unwrap();
+    let m: Mountpoint = client.call("V.Null").json().await.unwrap();
     assert_eq!(m, Mountpoint::default());
-    let m: Mountpoint = client.call("V.Lower", NO_ARGS).await.unwrap();
+    let m: Mountpoint = client.call("V.Lower").json().await.unwrap();
     assert_eq!(m.Mountpoint, "/l");
 
     let logs = plugin_tests::logs::capture();
     let e = client
-        .call::<_, Mountpoint>("V.Empty", NO_ARGS)
+        .call("V.Empty")
+        .json::<Mountpoint>()
         .await
         .unwrap_err();
     assert!(e.is_decode() && !e.is_status());
@@ -279,10 +284,12 @@ async fn typed_replies_decode_by_go_rules() {
     );
     // No reply target: the body is never parsed.
     client
-        .call_no_reply("V.Garbage", Some(&json!({})))
+        .call("V.Garbage")
+        .args(&json!({}))
+        .no_reply()
         .await
         .unwrap();
-    client.call_no_reply("V.Empty", NO_ARGS).await.unwrap();
+    client.call("V.Empty").no_reply().await.unwrap();
 }
 
 #[tokio::test]
@@ -291,7 +298,8 @@ async fn call_bytes_sends_and_returns_raw_bodies() {
     let plugin = unix_plugin(&dir, FakePlugin::builder().on("A.Echo", Reply::echo())).await;
     let client = Client::new(plugin.address().as_str(), None).unwrap();
     let out = client
-        .call_bytes("A.Echo", Bytes::from_static(b"raw \x00 bytes"))
+        .call("A.Echo")
+        .body(Bytes::from_static(b"raw \x00 bytes"))
         .await
         .unwrap();
     assert_eq!(&out[..], b"raw \x00 bytes");
@@ -322,28 +330,19 @@ async fn reply_cap_stops_oversized_replies_while_reading() {
         .build(plugin.address(), None)
         .unwrap();
     // Declared too large: refused before reading.
-    let e = client
-        .call::<_, Value>("A.Huge", NO_ARGS)
-        .await
-        .unwrap_err();
+    let e = client.call("A.Huge").json::<Value>().await.unwrap_err();
     assert!(e.is_too_large() && !e.is_status(), "{e:?}");
     // Never-ending chunked body: stopped once past the cap, memory bounded.
     let start = Instant::now();
-    let e = client
-        .call::<_, Value>("A.Endless", NO_ARGS)
-        .await
-        .unwrap_err();
+    let e = client.call("A.Endless").json::<Value>().await.unwrap_err();
     assert!(e.is_too_large(), "{e:?}");
     assert!(start.elapsed() < WAIT);
     // Error bodies are capped too; the status is kept.
-    let e = client
-        .call::<_, Value>("A.BigError", NO_ARGS)
-        .await
-        .unwrap_err();
+    let e = client.call("A.BigError").json::<Value>().await.unwrap_err();
     assert!(e.is_status() && e.is_too_large(), "{e:?}");
     assert_eq!(e.status(), Some(500));
     // Exactly at the cap is fine.
-    let v: Value = client.call("A.Fits", NO_ARGS).await.unwrap();
+    let v: Value = client.call("A.Fits").json().await.unwrap();
     assert!(v.get("Data").is_some());
 }
 
@@ -365,10 +364,7 @@ async fn whole_exchange_timeout_while_awaiting_headers() {
         .build(plugin.address(), None)
         .unwrap();
     let start = Instant::now();
-    let e = client
-        .call::<_, Value>("A.Slow", NO_ARGS)
-        .await
-        .unwrap_err();
+    let e = client.call("A.Slow").json::<Value>().await.unwrap_err();
     assert!(start.elapsed() < MS(1500));
     assert!(e.is_timeout() && !e.is_connect(), "{e:?}");
     assert_eq!(
@@ -414,10 +410,7 @@ async fn timeouts_keep_running_while_the_body_is_read() {
         .build(Address::unix(&path), None)
         .unwrap();
     let logs = plugin_tests::logs::capture();
-    let e = client
-        .call::<_, Value>("A.Stall", NO_ARGS)
-        .await
-        .unwrap_err();
+    let e = client.call("A.Stall").json::<Value>().await.unwrap_err();
     assert!(e.is_timeout() && !e.is_decode(), "{e:?}");
     assert_eq!(
         e.to_string(),
@@ -430,7 +423,9 @@ async fn timeouts_keep_running_while_the_body_is_read() {
     let server = stalled_body_plugin(&path).await;
     let client = no_retry().build(Address::unix(&path), None).unwrap();
     let e = client
-        .call_with::<_, Value>("A.Stall", NO_ARGS, &CallOptions::new().timeout(MS(200)))
+        .call("A.Stall")
+        .timeout(MS(200))
+        .json::<Value>()
         .await
         .unwrap_err();
     assert!(e.is_timeout(), "{e:?}");
@@ -450,7 +445,9 @@ async fn per_call_timeouts_are_retried() {
         .unwrap();
     let start = Instant::now();
     let e = client
-        .call_with::<_, Value>("A.Hang", NO_ARGS, &CallOptions::new().timeout(MS(100)))
+        .call("A.Hang")
+        .timeout(MS(100))
+        .json::<Value>()
         .await
         .unwrap_err();
     let took = start.elapsed();
@@ -483,7 +480,8 @@ async fn missing_socket_is_retried_on_dockers_schedule_with_dockers_warning() {
     let logs = plugin_tests::logs::capture();
     let start = Instant::now();
     let e = client
-        .call::<_, Manifest>("Plugin.Activate", NO_ARGS)
+        .call("Plugin.Activate")
+        .json::<Manifest>()
         .await
         .unwrap_err();
     let took = start.elapsed();
@@ -523,10 +521,11 @@ async fn a_refused_stale_socket_fails_at_once_when_asked() {
     let path = dir.path().join("stale.sock");
     stale_socket(&path);
     let client = Client::new(Address::unix(&path), None).unwrap();
-    let opts = CallOptions::new().retry_connection_refused(false);
     let start = Instant::now();
     let e = client
-        .call_with::<_, Manifest>("Plugin.Activate", NO_ARGS, &opts)
+        .call("Plugin.Activate")
+        .retry_connection_refused(false)
+        .json::<Manifest>()
         .await
         .unwrap_err();
     assert!(start.elapsed() < MS(500));
@@ -540,7 +539,9 @@ async fn a_refused_stale_socket_fails_at_once_when_asked() {
     );
     let missing = Client::new(Address::unix(dir.path().join("none.sock")), None).unwrap();
     let e = missing
-        .call_with::<_, Manifest>("Plugin.Activate", NO_ARGS, &opts)
+        .call("Plugin.Activate")
+        .retry_connection_refused(false)
+        .json::<Manifest>()
         .await
         .unwrap_err();
     assert!(e.is_socket_missing());
@@ -551,7 +552,8 @@ async fn a_refused_stale_socket_fails_at_once_when_asked() {
 async fn tcp_refusal_reads_like_go() {
     let client = no_retry().build("tcp://127.0.0.1:1", None).unwrap();
     let e = client
-        .call::<_, Value>("Service.Method", NO_ARGS)
+        .call("Service.Method")
+        .json::<Value>()
         .await
         .unwrap_err();
     assert_eq!(
@@ -577,7 +579,8 @@ async fn the_connect_failure_hook_fires_only_for_connection_failures() {
         .build(Address::unix(&path), None)
         .unwrap();
     client
-        .call::<_, Value>("Plugin.Activate", NO_ARGS)
+        .call("Plugin.Activate")
+        .json::<Value>()
         .await
         .unwrap_err();
     assert_eq!(fired.load(Ordering::SeqCst), 1);
@@ -592,10 +595,7 @@ async fn the_connect_failure_hook_fires_only_for_connection_failures() {
         }))
         .build(plugin.address(), None)
         .unwrap();
-    client
-        .call::<_, Value>("A.Fail", NO_ARGS)
-        .await
-        .unwrap_err();
+    client.call("A.Fail").json::<Value>().await.unwrap_err();
     assert_eq!(
         fired2.load(Ordering::SeqCst),
         0,
@@ -620,7 +620,9 @@ async fn retry_resends_full_body_after_a_dropped_connection() {
         .unwrap();
     let logs = plugin_tests::logs::capture();
     let out: Value = client
-        .call("A.Echo", Some(&json!({"Name": "vol"})))
+        .call("A.Echo")
+        .args(&json!({"Name": "vol"}))
+        .json()
         .await
         .unwrap();
     assert_eq!(out, json!({"Name": "vol"}));
@@ -655,7 +657,7 @@ async fn a_malformed_reply_is_a_transport_error_and_is_retried() {
     )
     .await;
     let client = no_retry().build(plugin.address(), None).unwrap();
-    let e = client.call::<_, Value>("A.B", NO_ARGS).await.unwrap_err();
+    let e = client.call("A.B").json::<Value>().await.unwrap_err();
     assert!(!e.is_status() && !e.is_decode(), "{e:?}");
     assert!(
         e.to_string()
@@ -673,7 +675,7 @@ async fn a_malformed_reply_is_a_transport_error_and_is_retried() {
             Reply::json(200, r#"{"ok":1}"#),
         ],
     );
-    let v: Value = client.call("A.B", NO_ARGS).await.unwrap();
+    let v: Value = client.call("A.B").json().await.unwrap();
     assert_eq!(v, json!({"ok": 1}));
 }
 
@@ -794,7 +796,8 @@ async fn mutual_tls_with_every_key_form() {
             .build(plugin.url("https", host), Some(&opts))
             .unwrap();
         let m: Manifest = client
-            .call("Plugin.Activate", NO_ARGS)
+            .call("Plugin.Activate")
+            .json()
             .await
             .unwrap_or_else(|e| panic!("{host} {}: {e:?}", key.display()));
         assert!(m.implements("VolumeDriver"));
@@ -815,7 +818,7 @@ async fn mutual_tls_with_every_key_form() {
     let client = no_retry()
         .build(plugin.url("https", "localhost"), Some(&opts))
         .unwrap();
-    let _: Manifest = client.call("Plugin.Activate", NO_ARGS).await.unwrap();
+    let _: Manifest = client.call("Plugin.Activate").json().await.unwrap();
 }
 
 #[tokio::test]
@@ -833,7 +836,8 @@ async fn a_missing_client_certificate_fails() {
         )
         .unwrap();
     let e = client
-        .call::<_, Manifest>("Plugin.Activate", NO_ARGS)
+        .call("Plugin.Activate")
+        .json::<Manifest>()
         .await
         .unwrap_err();
     assert!(e.is_tls() && e.is_connect(), "{e:?}");
@@ -864,7 +868,8 @@ async fn unverifiable_servers_fail_unless_insecure() {
             )
             .unwrap();
         let e = verified
-            .call::<_, Manifest>("Plugin.Activate", NO_ARGS)
+            .call("Plugin.Activate")
+            .json::<Manifest>()
             .await
             .unwrap_err();
         assert!(e.is_tls() && e.is_connect() && !e.is_timeout(), "{e:?}");
@@ -876,7 +881,7 @@ async fn unverifiable_servers_fail_unless_insecure() {
                 Some(&TlsOptions::insecure()),
             )
             .unwrap();
-        let m: Manifest = insecure.call("Plugin.Activate", NO_ARGS).await.unwrap();
+        let m: Manifest = insecure.call("Plugin.Activate").json().await.unwrap();
         assert!(m.implements("VolumeDriver"));
         assert_eq!(plugin.count("Plugin.Activate"), 1);
     }
@@ -896,7 +901,8 @@ async fn https_without_options_verifies_against_the_system_roots() {
         .build(plugin.url("https", "localhost"), None)
         .unwrap();
     let e = client
-        .call::<_, Manifest>("Plugin.Activate", NO_ARGS)
+        .call("Plugin.Activate")
+        .json::<Manifest>()
         .await
         .unwrap_err();
     assert!(e.is_tls(), "{e:?}");
@@ -917,7 +923,7 @@ async fn tcp_with_tls_options_stays_plaintext() {
         let client = no_retry()
             .build(plugin.url(scheme, "127.0.0.1"), Some(&opts))
             .unwrap();
-        let _: Manifest = client.call("Plugin.Activate", NO_ARGS).await.unwrap();
+        let _: Manifest = client.call("Plugin.Activate").json().await.unwrap();
     }
     let reqs = plugin.requests();
     assert_eq!(reqs.len(), 2);
@@ -938,9 +944,14 @@ async fn sequential_calls_reuse_one_connection() {
     let plugin = unix_plugin(&dir, FakePlugin::builder().default_reply(Reply::ok())).await;
     let client = Client::new(plugin.address().as_str(), None).unwrap();
     for i in 0..20 {
-        let _: Value = client.call("A.B", Some(&json!({ "i": i }))).await.unwrap();
+        let _: Value = client
+            .call("A.B")
+            .args(&json!({ "i": i }))
+            .json()
+            .await
+            .unwrap();
         // A clone shares the pool.
-        let _: Value = client.clone().call("A.C", NO_ARGS).await.unwrap();
+        let _: Value = client.clone().call("A.C").json().await.unwrap();
     }
     assert_eq!(plugin.requests().len(), 40);
     assert_eq!(plugin.connections(), 1);
@@ -956,7 +967,11 @@ async fn fifty_concurrent_calls_on_one_client() {
     for i in 0..50 {
         let client = client.clone();
         set.spawn(async move {
-            let v: Value = client.call("A.Echo", Some(&json!({ "i": i }))).await?;
+            let v: Value = client
+                .call("A.Echo")
+                .args(&json!({ "i": i }))
+                .json()
+                .await?;
             Ok::<_, Error>((i, v))
         });
     }
@@ -990,7 +1005,7 @@ async fn stream_hands_back_the_body_incrementally() {
         .max_reply_size(1024)
         .build(plugin.address(), None)
         .unwrap();
-    let mut body = client.stream("LogDriver.ReadLogs", NO_ARGS).await.unwrap();
+    let mut body = client.stream("LogDriver.ReadLogs").await.unwrap();
     let mut buf = vec![0u8; 64 * 1024];
     let mut start = Vec::new();
     let mut total = 0;
@@ -1008,7 +1023,7 @@ async fn stream_hands_back_the_body_incrementally() {
     assert_eq!(r.body, b"null\n");
     assert_eq!(r.header("Content-Length"), Some("5"));
     // Status errors come back before any body.
-    let e = client.stream("A.Err", Some(&json!({}))).await.unwrap_err();
+    let e = client.stream("A.Err").args(&json!({})).await.unwrap_err();
     assert_eq!(e.to_string(), "A.Err: nope");
 }
 
@@ -1026,7 +1041,8 @@ async fn the_whole_exchange_timeout_bounds_a_stream() {
         .build(plugin.address(), None)
         .unwrap();
     let mut body = client
-        .stream("LogDriver.ReadLogs", Some(&json!({"File": "x"})))
+        .stream("LogDriver.ReadLogs")
+        .args(&json!({"File": "x"}))
         .await
         .unwrap();
     let start = Instant::now();
@@ -1059,20 +1075,23 @@ async fn send_file_sized_and_unsized_bodies() {
     .await;
     let client = no_retry().build(plugin.address(), None).unwrap();
     let v: Value = client
-        .send_file("A.Echo", Bytes::from_static(b"{\"sized\":true}"))
+        .call("A.Echo")
+        .body(Bytes::from_static(b"{\"sized\":true}"))
+        .json()
         .await
         .unwrap();
     assert_eq!(v, json!({"sized": true}));
     let v: Value = client
-        .send_file("A.Echo", SendBody::from_reader(&b"{\"chunked\":true}"[..]))
+        .call("A.Echo")
+        .body(SendBody::from_reader(&b"{\"chunked\":true}"[..]))
+        .json()
         .await
         .unwrap();
     assert_eq!(v, json!({"chunked": true}));
     let v: Value = client
-        .send_file(
-            "A.Echo",
-            SendBody::from_sized_reader(13, &b"{\"known\":123}"[..]),
-        )
+        .call("A.Echo")
+        .body(SendBody::from_sized_reader(13, &b"{\"known\":123}"[..]))
+        .json()
         .await
         .unwrap();
     assert_eq!(v, json!({"known": 123}));
@@ -1085,7 +1104,9 @@ async fn send_file_sized_and_unsized_bodies() {
     assert_eq!(reqs[2].header("Content-Length"), Some("13"));
 
     let e = client
-        .send_file::<serde::de::IgnoredAny>("A.Empty", "{}")
+        .call("A.Empty")
+        .body("{}")
+        .json::<serde::de::IgnoredAny>()
         .await
         .unwrap_err();
     assert!(e.is_decode());
@@ -1108,7 +1129,9 @@ async fn send_file_streamed_body_is_never_retried_once_sent() {
         .unwrap();
     let start = Instant::now();
     let e = client
-        .send_file::<Value>("A.Echo", SendBody::from_reader(&b"{\"a\":1}"[..]))
+        .call("A.Echo")
+        .body(SendBody::from_reader(&b"{\"a\":1}"[..]))
+        .json::<Value>()
         .await
         .unwrap_err();
     assert!(start.elapsed() < MS(900), "not retried");
@@ -1120,7 +1143,12 @@ async fn send_file_streamed_body_is_never_retried_once_sent() {
 
     plugin.on_seq("A.Echo", [Reply::drop(), Reply::echo()]);
     plugin.clear();
-    let v: Value = client.send_file("A.Echo", "{\"a\":2}").await.unwrap();
+    let v: Value = client
+        .call("A.Echo")
+        .body("{\"a\":2}")
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v, json!({"a": 2}));
     let reqs = plugin.requests();
     assert_eq!(reqs.len(), 2);
@@ -1158,7 +1186,7 @@ async fn a_custom_transport_over_an_in_memory_pipe() {
         transport,
     );
     for _ in 0..3 {
-        let m: Manifest = client.call("Plugin.Activate", NO_ARGS).await.unwrap();
+        let m: Manifest = client.call("Plugin.Activate").json().await.unwrap();
         assert!(m.implements("LogDriver"));
     }
     assert_eq!(dials.load(Ordering::SeqCst), 1, "pooled");
@@ -1177,7 +1205,8 @@ async fn a_custom_transport_over_an_in_memory_pipe() {
         },
     );
     let e = failing
-        .call::<_, Manifest>("Plugin.Activate", NO_ARGS)
+        .call("Plugin.Activate")
+        .json::<Manifest>()
         .await
         .unwrap_err();
     assert!(e.is_connect() && e.is_connection_refused(), "{e:?}");
@@ -1192,7 +1221,8 @@ async fn a_dial_that_never_completes_hits_the_dial_timeout() {
     );
     let start = Instant::now();
     let e = client
-        .call::<_, Manifest>("Plugin.Activate", NO_ARGS)
+        .call("Plugin.Activate")
+        .json::<Manifest>()
         .await
         .unwrap_err();
     assert!(start.elapsed() < WAIT);
@@ -1226,9 +1256,9 @@ async fn typed_requests_use_the_messages_rules() {
         name: "v<1>".into(),
         ..Default::default()
     };
-    client.request(&create).await.unwrap();
+    client.call(&create).await.unwrap();
     let path = PathRequest { name: "v".into() };
-    let reply = client.request(&path).await.unwrap();
+    let reply = client.call(&path).await.unwrap();
     assert_eq!(reply.mountpoint, "/mnt/v", "keys match case-insensitively");
     let reqs = plugin.requests();
     assert_eq!(
@@ -1236,4 +1266,39 @@ async fn typed_requests_use_the_messages_rules() {
         b"{\"Name\":\"v\\u003c1\\u003e\",\"Opts\":null}\n"
     );
     assert_eq!(reqs[1].path, "/VolumeDriver.Path");
+}
+
+#[tokio::test]
+async fn typed_calls_take_per_call_settings() {
+    use plugin_proto::metrics::StopMetricsRequest;
+    use plugin_proto::volume::CreateRequest;
+    let dir = tmp();
+    let plugin = unix_plugin(
+        &dir,
+        FakePlugin::builder()
+            .on("VolumeDriver.Create", Reply::hang())
+            .on("MetricsCollector.StopMetrics", Reply::text(200, "not json")),
+    )
+    .await;
+    // A client that would retry for a long time, and Docker's two-minute
+    // timeout for `VolumeDriver.Create`: both replaced for one call.
+    let client = Client::builder()
+        .retry(RetryPolicy::with_budget(Duration::from_secs(60)))
+        .build(plugin.address().as_str(), None)
+        .unwrap();
+    let start = Instant::now();
+    let e = client
+        .call(&CreateRequest {
+            name: "v".into(),
+            ..Default::default()
+        })
+        .timeout(MS(100))
+        .retry(RetryPolicy::none())
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e:?}");
+    assert!(start.elapsed() < WAIT, "{:?}", start.elapsed());
+    assert_eq!(plugin.count("/VolumeDriver.Create"), 1, "not retried");
+    // Docker never reads this reply, so garbage in it is no error.
+    client.call(&StopMetricsRequest {}).await.unwrap();
 }

@@ -10,8 +10,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use plugin_discovery::{
-    DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS, DiscoveryError, DiscoveryErrorKind, FileKind, Finding,
-    LocalRegistry, MAX_SPEC_SIZE, PluginSpec, SourceKind,
+    DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS, DirView, DiscoveryError, DiscoveryErrorKind, FileKind,
+    Finding, LocalRegistry, MAX_SPEC_SIZE, PluginSpec, SourceKind,
 };
 use plugin_proto::{Endpoint, TlsOptions};
 use plugin_tests::tree::PluginTree;
@@ -1173,4 +1173,117 @@ fn moby_test_scan_not_plugins() {
     assert!(scan(&registry).is_empty());
     tree.write("not-a-plugin/not-a-plugin.spec", "unix:///x.sock");
     assert_eq!(scan(&registry), ["not-a-plugin"]);
+}
+
+// ------------------------------------------------------------------ DirView
+
+/// What a view answers for `name`: its address, or `None` when not found.
+fn view_address(view: &DirView, name: &str) -> Option<String> {
+    match view.plugin(name) {
+        Ok(spec) => Some(spec.address().as_str().to_owned()),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => panic!("plugin({name:?}): {e}"),
+    }
+}
+
+fn view_of(tree: &PluginTree) -> DirView {
+    DirView::new(tree.registry())
+}
+
+#[test]
+fn dir_view_sees_a_spec_created_replaced_rewritten_or_removed_at_the_very_next_call() {
+    let tree = PluginTree::new();
+    let view = view_of(&tree);
+    assert_eq!(view_address(&view, "p"), None);
+    assert!(view.scan().unwrap().is_empty());
+    assert!(view.is_watching(), "the answers must come from memory here");
+    assert_eq!(view_address(&view, "p"), None, "kept: still not found");
+
+    let path = tree.write_spec(0, "p", "tcp://h:1");
+    assert_eq!(view_address(&view, "p").as_deref(), Some("tcp://h:1"));
+    assert_eq!(view.scan().unwrap(), ["p"]);
+
+    // Replaced by a rename over it, as careful writers do.
+    let tmp = tree.write(tree.spec_dir(0).join(".p.tmp"), "tcp://h:2");
+    fs::rename(&tmp, &path).unwrap();
+    assert_eq!(view_address(&view, "p").as_deref(), Some("tcp://h:2"));
+
+    // Rewritten in place.
+    fs::write(&path, "tcp://h:3").unwrap();
+    assert_eq!(view_address(&view, "p").as_deref(), Some("tcp://h:3"));
+    assert_eq!(view_address(&view, "p").as_deref(), Some("tcp://h:3"));
+
+    fs::remove_file(&path).unwrap();
+    assert_eq!(view_address(&view, "p"), None);
+    assert!(view.scan().unwrap().is_empty());
+    assert!(view.is_watching());
+}
+
+#[test]
+fn dir_view_never_answers_stale_across_many_changes() {
+    let tree = PluginTree::new();
+    let view = view_of(&tree);
+    let sock = tree.socket_dir().join("s.sock");
+    for i in 0..200 {
+        let spec = tree.write_spec(1, "q", &format!("tcp://h:{i}"));
+        assert_eq!(view_address(&view, "q"), Some(format!("tcp://h:{i}")));
+        let listener = tree.live_socket(&sock);
+        assert_eq!(view.scan().unwrap(), ["s", "q"]);
+        assert_eq!(view_address(&view, "s"), Some(unix(&sock)));
+        drop(listener);
+        fs::remove_file(&sock).unwrap();
+        fs::remove_file(&spec).unwrap();
+        assert_eq!(view_address(&view, "s"), None);
+        assert_eq!(view_address(&view, "q"), None);
+        assert!(view.scan().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn dir_view_sees_sockets_in_new_subdirectories_and_directories_that_appear_later() {
+    let tree = PluginTree::new();
+    fs::remove_dir(tree.socket_dir()).unwrap();
+    let view = view_of(&tree);
+    assert_eq!(view_address(&view, "late"), None);
+    assert!(view.is_watching(), "a missing directory is watched for");
+    // The socket directory appears, then a plugin in its own subdirectory.
+    let sock = tree.socket_dir().join("late").join("late.sock");
+    let _listener = tree.live_socket(&sock);
+    assert_eq!(view_address(&view, "late"), Some(unix(&sock)));
+    assert_eq!(view.scan().unwrap(), ["late"]);
+    fs::remove_file(&sock).unwrap();
+    assert_eq!(view_address(&view, "late"), None);
+    assert!(view.scan().unwrap().is_empty());
+}
+
+#[test]
+fn dir_view_reads_through_a_symlink_whose_target_it_cannot_watch() {
+    let tree = PluginTree::new();
+    let outside = tree.write("elsewhere/target.spec", "tcp://h:1");
+    tree.symlink(&outside, tree.spec_dir(0).join("l.spec"));
+    let view = view_of(&tree);
+    assert_eq!(view_address(&view, "l").as_deref(), Some("tcp://h:1"));
+    // A change inotify does not see is still seen.
+    fs::write(&outside, "tcp://h:2").unwrap();
+    assert_eq!(view_address(&view, "l").as_deref(), Some("tcp://h:2"));
+    fs::remove_file(&outside).unwrap();
+    assert_eq!(view_address(&view, "l"), None);
+    // The same through a plugin's own subdirectory that is a link.
+    let elsewhere = tree.mkdir("elsewhere/m");
+    tree.write("elsewhere/m/m.spec", "tcp://h:3");
+    tree.symlink(&elsewhere, tree.spec_dir(1).join("m"));
+    assert_eq!(view_address(&view, "m").as_deref(), Some("tcp://h:3"));
+    fs::write(elsewhere.join("m.spec"), "tcp://h:4").unwrap();
+    assert_eq!(view_address(&view, "m").as_deref(), Some("tcp://h:4"));
+    // A scan follows `<sockets>/<d>/<d>.sock`: a link there is followed
+    // again at every scan.
+    let target = tree.path("elsewhere/k.sock");
+    let listener = tree.live_socket(&target);
+    tree.symlink(&target, tree.socket_dir().join("k").join("k.sock"));
+    // (`l.spec`, a dangling link, is listed whatever its type, as in
+    // Docker; the link `m` to a directory is not.)
+    assert_eq!(view.scan().unwrap(), ["k", "l"]);
+    drop(listener);
+    fs::remove_file(&target).unwrap();
+    assert_eq!(view.scan().unwrap(), ["l"]);
 }

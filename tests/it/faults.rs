@@ -18,7 +18,7 @@
 //! seconds; budgets are hundreds of milliseconds.
 
 use std::ffi::OsString;
-use std::future::Future;
+use std::future::IntoFuture;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use plugin_client::{CallOptions, Client, ClientBuilder, NO_ARGS, RetryPolicy};
-use plugin_proto::{Address, Manifest};
+use plugin_client::{Client, ClientBuilder};
+use plugin_proto::{Address, Manifest, RetryPolicy};
 use plugin_registry::{ListState, Policy, Registry};
 use plugin_tests::server::{FakePlugin, Reply};
 use plugin_tests::tree::PluginTree;
@@ -43,7 +43,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 const ACTIVATE: &str = "Plugin.Activate";
 
 /// Runs `f` under [`DEADLINE`]; a hang is a test failure, not a stuck CI.
-async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+async fn bounded<T>(what: &str, f: impl IntoFuture<Output = T>) -> T {
     match tokio::time::timeout(DEADLINE, f).await {
         Ok(v) => v,
         Err(_) => panic!("{what}: still running after {DEADLINE:?}"),
@@ -362,7 +362,9 @@ async fn plugin_killed_mid_call_is_a_transport_error_and_no_second_request_witho
     let client = no_retry().build(Address::unix(&sock), None).unwrap();
     let call = tokio::spawn(async move {
         client
-            .call::<_, Value>("VolumeDriver.Create", Some(&create_args()))
+            .call("VolumeDriver.Create")
+            .args(&create_args())
+            .json::<Value>()
             .await
     });
     // The plugin has read the request and is working on it: kill it.
@@ -391,7 +393,10 @@ async fn plugin_killed_mid_call_is_a_transport_error_and_no_second_request_witho
     let client = no_retry().build(Address::unix(&sock), None).unwrap();
     let e = bounded(
         "call to the dead plugin",
-        client.call::<_, Value>("VolumeDriver.Create", Some(&create_args())),
+        client
+            .call("VolumeDriver.Create")
+            .args(&create_args())
+            .json::<Value>(),
     )
     .await
     .unwrap_err();
@@ -416,7 +421,9 @@ async fn plugin_killed_mid_call_is_retried_with_the_full_body_on_its_successor()
         .unwrap();
     let call = tokio::spawn(async move {
         client
-            .call::<_, Value>("VolumeDriver.Create", Some(&create_args()))
+            .call("VolumeDriver.Create")
+            .args(&create_args())
+            .json::<Value>()
             .await
     });
     eventually("request recorded", Duration::from_secs(5), || {
@@ -476,11 +483,13 @@ async fn timeouts_fire_on_time_and_the_hung_connection_is_closed_not_reused() {
     bounded("timeouts", async {
         // Per-call timeout (Docker's WithRequestTimeout).
         let client = no_retry().build(server.address(), None).unwrap();
-        let _: Value = client.call("A.Ok", NO_ARGS).await.unwrap();
+        let _: Value = client.call("A.Ok").json().await.unwrap();
         assert_eq!(server.connections(), 1);
         let start = Instant::now();
         let e = client
-            .call_with::<_, Value>("A.Hang", NO_ARGS, &CallOptions::new().timeout(MS(200)))
+            .call("A.Hang")
+            .timeout(MS(200))
+            .json::<Value>()
             .await
             .unwrap_err();
         assert_within("per-call timeout", start.elapsed(), MS(200), MS(1000));
@@ -492,7 +501,7 @@ async fn timeouts_fire_on_time_and_the_hung_connection_is_closed_not_reused() {
         })
         .await;
         // The next call works, on a fresh connection.
-        let _: Value = client.call("A.Ok", NO_ARGS).await.unwrap();
+        let _: Value = client.call("A.Ok").json().await.unwrap();
         assert_eq!(server.connections(), 2);
 
         // Client timeout (Docker's NewClientWithTimeout).
@@ -501,17 +510,14 @@ async fn timeouts_fire_on_time_and_the_hung_connection_is_closed_not_reused() {
             .build(server.address(), None)
             .unwrap();
         let start = Instant::now();
-        let e = client
-            .call::<_, Value>("A.Hang", NO_ARGS)
-            .await
-            .unwrap_err();
+        let e = client.call("A.Hang").json::<Value>().await.unwrap_err();
         assert_within("client timeout", start.elapsed(), MS(200), MS(1000));
         assert!(e.is_timeout(), "{e:?}");
         eventually("second hung connection closed", MS(1000), || {
             closed.load(Ordering::SeqCst) == 2
         })
         .await;
-        let _: Value = client.call("A.Ok", NO_ARGS).await.unwrap();
+        let _: Value = client.call("A.Ok").json().await.unwrap();
         assert_eq!(server.connections(), 4);
     })
     .await;
@@ -615,7 +621,9 @@ async fn slowloris_replies_hit_the_deadline_however_steady_the_trickle() {
             let per_call = no_retry().build(&address, None).unwrap();
             let start = Instant::now();
             let e = per_call
-                .call_with::<_, Value>("A.B", NO_ARGS, &CallOptions::new().timeout(MS(300)))
+                .call("A.B")
+                .timeout(MS(300))
+                .json::<Value>()
                 .await
                 .unwrap_err();
             assert_within("per-call", start.elapsed(), MS(300), MS(1200));
@@ -623,7 +631,7 @@ async fn slowloris_replies_hit_the_deadline_however_steady_the_trickle() {
 
             let whole = no_retry().timeout(MS(300)).build(&address, None).unwrap();
             let start = Instant::now();
-            let e = whole.call::<_, Value>("A.B", NO_ARGS).await.unwrap_err();
+            let e = whole.call("A.B").json::<Value>().await.unwrap_err();
             assert_within("client", start.elapsed(), MS(300), MS(1200));
             assert!(e.is_timeout(), "{address}: {e:?}");
         }
@@ -685,12 +693,16 @@ async fn malformed_replies_are_clear_errors() {
         for (i, (what, _)) in MALFORMED.iter().enumerate() {
             let method = format!("M.Case{i}");
             let start = Instant::now();
-            let e = client.call::<_, Value>(&method, NO_ARGS).await.unwrap_err();
+            let e = client
+                .call(method.as_str())
+                .json::<Value>()
+                .await
+                .unwrap_err();
             assert!(start.elapsed() < MS(1000), "{what}: {:?}", start.elapsed());
             assert!(!e.is_status() && !e.is_timeout(), "{what}: {e:?}");
             println!("{what}: {e}");
             // The same client keeps working.
-            let v: Value = client.call("M.Ok", NO_ARGS).await.unwrap();
+            let v: Value = client.call("M.Ok").json().await.unwrap();
             assert_eq!(v, json!({"ok": true}), "{what}");
         }
     })
@@ -729,10 +741,7 @@ async fn reply_heads_that_never_end_are_cut_off() {
         for server in [&headers, &status] {
             let client = no_retry().build(server.address(), None).unwrap();
             let start = Instant::now();
-            let e = client
-                .call::<_, Value>("F.Flood", NO_ARGS)
-                .await
-                .unwrap_err();
+            let e = client.call("F.Flood").json::<Value>().await.unwrap_err();
             assert!(start.elapsed() < MS(2000), "{:?}", start.elapsed());
             assert!(!e.is_status() && !e.is_timeout(), "{e:?}");
             assert!(
@@ -781,18 +790,15 @@ async fn cut_non_json_and_hostile_json_bodies_are_clear_errors() {
     bounded("bodies", async {
         // A body cut short reads as Go's `unexpected EOF`, 200 or not.
         for m in ["B.Cut", "B.CutChunked"] {
-            let e = client.call::<_, Value>(m, NO_ARGS).await.unwrap_err();
+            let e = client.call(m).json::<Value>().await.unwrap_err();
             assert!(!e.is_status() && !e.is_decode(), "{m}: {e:?}");
             assert_eq!(e.to_string(), "unexpected EOF", "{m}");
         }
-        let e = client
-            .call::<_, Value>("B.CutError", NO_ARGS)
-            .await
-            .unwrap_err();
+        let e = client.call("B.CutError").json::<Value>().await.unwrap_err();
         assert_eq!(e.status(), Some(500));
         assert_eq!(e.to_string(), "B.CutError: unexpected EOF");
         for m in ["B.BadChunk", "B.HugeChunk"] {
-            let e = client.call::<_, Value>(m, NO_ARGS).await.unwrap_err();
+            let e = client.call(m).json::<Value>().await.unwrap_err();
             assert!(
                 !e.is_status() && !e.is_decode() && !e.is_too_large(),
                 "{m}: {e:?}"
@@ -802,10 +808,10 @@ async fn cut_non_json_and_hostile_json_bodies_are_clear_errors() {
         // Not JSON, or JSON too deep to decode without recursion: decode
         // errors, never a stack overflow.
         for m in ["B.NotJson", "B.Binary", "B.DeepArray", "B.DeepObject"] {
-            let e = client.call::<_, Value>(m, NO_ARGS).await.unwrap_err();
+            let e = client.call(m).json::<Value>().await.unwrap_err();
             assert!(e.is_decode() && !e.is_status(), "{m}: {e:?}");
             println!("{m}: {e}");
-            let e = client.call::<_, Manifest>(m, NO_ARGS).await.unwrap_err();
+            let e = client.call(m).json::<Manifest>().await.unwrap_err();
             assert!(e.is_decode(), "{m}: {e:?}");
         }
     })
@@ -857,7 +863,7 @@ fn replies_with_a_million_keys_or_elements_decode_in_linear_time() {
             let client = no_retry().build(plugin.address(), None).unwrap();
             for m in ["K.Keys", "K.Elements"] {
                 let start = Instant::now();
-                let manifest: Manifest = client.call(m, NO_ARGS).await.unwrap();
+                let manifest: Manifest = client.call(m).json().await.unwrap();
                 assert!(manifest.implements("VolumeDriver"), "{m}");
                 println!("{m}: {:?}", start.elapsed());
             }
@@ -911,9 +917,9 @@ async fn bytes_after_a_complete_reply_are_never_taken_as_the_next_reply() {
     bounded("desync", async {
         let client = no_retry().build(same_write.address(), None).unwrap();
         for _ in 0..3 {
-            let v: Value = client.call("S.First", NO_ARGS).await.unwrap();
+            let v: Value = client.call("S.First").json().await.unwrap();
             assert_eq!(v, json!({}));
-            let v: Value = client.call("S.Second", NO_ARGS).await.unwrap();
+            let v: Value = client.call("S.Second").json().await.unwrap();
             assert_eq!(v, json!({"real": true}));
         }
         assert_eq!(same_write.count("S.Second"), 3);
@@ -921,10 +927,10 @@ async fn bytes_after_a_complete_reply_are_never_taken_as_the_next_reply() {
         let client = no_retry().build(keep_open.address(), None).unwrap();
         for first in ["S.First", "S.Late"] {
             for _ in 0..3 {
-                let v: Value = client.call(first, NO_ARGS).await.unwrap();
+                let v: Value = client.call(first).json().await.unwrap();
                 assert_eq!(v, json!({}), "{first}");
                 tokio::time::sleep(MS(100)).await;
-                let r = client.call::<_, Value>("S.Second", NO_ARGS).await;
+                let r = client.call("S.Second").json::<Value>().await;
                 match r {
                     Ok(v) => assert_eq!(v, json!({"real": true}), "{first}"),
                     // A connection poisoned by unsolicited bytes may fail
@@ -944,8 +950,9 @@ async fn bytes_after_a_complete_reply_are_never_taken_as_the_next_reply() {
 
 async fn list_volumes(p: &plugin_registry::Plugin) -> Result<Value, plugin_client::Error> {
     p.client()
-        .unwrap()
-        .call("VolumeDriver.List", Some(&json!({})))
+        .call("VolumeDriver.List")
+        .args(&json!({}))
+        .json()
         .await
 }
 
@@ -1236,8 +1243,9 @@ async fn load_client(function: &str) {
                 let args = json!({"Name": format!("v{i}")});
                 let reply: Value = plugin
                     .client()
-                    .unwrap()
-                    .call("VolumeDriver.Get", Some(&args))
+                    .call("VolumeDriver.Get")
+                    .args(&args)
+                    .json()
                     .await?;
                 // The reply belongs to this call, from this plugin.
                 assert_eq!(reply["plugin"], plugin.name(), "call {i}");
@@ -1373,7 +1381,7 @@ async fn endless_and_huge_replies_stop_at_the_cap_with_bounded_memory() {
     let mut calls = JoinSet::new();
     for _ in 0..16 {
         let client = client.clone();
-        calls.spawn(async move { client.call::<_, Value>(ACTIVATE, NO_ARGS).await });
+        calls.spawn(async move { client.call(ACTIVATE).json::<Value>().await });
     }
     bounded("endless", async {
         while let Some(r) = calls.join_next().await {
@@ -1391,7 +1399,7 @@ async fn endless_and_huge_replies_stop_at_the_cap_with_bounded_memory() {
     }
     // A declared 512 MiB body is refused before reading it.
     let start = Instant::now();
-    let e = bounded("huge", client.call::<_, Value>("E.Huge", NO_ARGS))
+    let e = bounded("huge", client.call("E.Huge").json::<Value>())
         .await
         .unwrap_err();
     assert!(e.is_too_large(), "{e:?}");
@@ -1620,16 +1628,13 @@ async fn insecure_tls_still_rejects_a_handshake_not_signed_by_the_certificates_k
             let good = no_retry()
                 .build(format!("https://localhost:{good_port}"), Some(&insecure))
                 .unwrap();
-            let m: Manifest = good.call(ACTIVATE, NO_ARGS).await.unwrap();
+            let m: Manifest = good.call(ACTIVATE).json().await.unwrap();
             assert!(m.implements("VolumeDriver"), "{v}");
 
             let bad = no_retry()
                 .build(format!("https://localhost:{bad_port}"), Some(&insecure))
                 .unwrap();
-            let e = bad
-                .call::<_, Manifest>(ACTIVATE, NO_ARGS)
-                .await
-                .unwrap_err();
+            let e = bad.call(ACTIVATE).json::<Manifest>().await.unwrap_err();
             assert!(e.is_tls() && e.is_connect(), "{v}: {e:?}");
             println!("{v}: {e}");
 
@@ -1693,10 +1698,7 @@ async fn tls_peers_that_never_handshake_or_speak_plain_http_fail_in_bounded_time
                 .build(&url, Some(&insecure))
                 .unwrap();
             let start = Instant::now();
-            let e = client
-                .call::<_, Manifest>(ACTIVATE, NO_ARGS)
-                .await
-                .unwrap_err();
+            let e = client.call(ACTIVATE).json::<Manifest>().await.unwrap_err();
             assert_within(&url, start.elapsed(), MS(200), MS(1500));
             assert!(e.is_timeout() && e.is_connect(), "{url}: {e:?}");
             assert!(
@@ -1708,10 +1710,7 @@ async fn tls_peers_that_never_handshake_or_speak_plain_http_fail_in_bounded_time
             .build(format!("https://127.0.0.1:{blunt_port}"), Some(&insecure))
             .unwrap();
         let start = Instant::now();
-        let e = client
-            .call::<_, Manifest>(ACTIVATE, NO_ARGS)
-            .await
-            .unwrap_err();
+        let e = client.call(ACTIVATE).json::<Manifest>().await.unwrap_err();
         assert!(start.elapsed() < MS(1000));
         assert!(e.is_tls() && e.is_connect() && !e.is_timeout(), "{e:?}");
         println!("plain HTTP answer to a ClientHello: {e}");

@@ -91,7 +91,8 @@ async fn activate(
         .retry(RetryPolicy::none())
         .build(address, tls)
         .unwrap()
-        .call("Plugin.Activate", None::<&()>)
+        .call("Plugin.Activate")
+        .json()
         .await
 }
 

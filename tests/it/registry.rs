@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use plugin_registry::discovery::LocalRegistry;
 use plugin_registry::proto::{Address, RetryPolicy};
 use plugin_registry::{
-    CompatPlugin, Getter, ListState, LookupWait, Managed, ManagedStore, Plugin, Policy, Registry,
-    VolumeDriver,
+    CompatPlugin, Event, Eviction, Getter, ListState, LookupWait, Managed, ManagedStore, Plugin,
+    Policy, Registry, VolumeDriver,
 };
 use plugin_tests::logs;
 use plugin_tests::server::{FakePlugin, Reply};
@@ -52,7 +52,7 @@ async fn first_get_activates_with_an_empty_post_and_caches_checklist_29_32() {
     let p = reg.get("vol", "VolumeDriver").await.unwrap();
     assert_eq!(p.name(), "vol");
     assert!(p.implements("VolumeDriver"));
-    assert!(p.client().is_some());
+    assert_eq!(p.client().address(), p.address());
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].method, "POST");
@@ -219,14 +219,31 @@ async fn not_implemented_text_and_case_sensitive_match_checklist_33() {
     assert!(reg.get("conc", "VolumeDriver").await.is_ok());
 }
 
-#[test]
-fn plugin_accessors_checklist_36() {
-    let addr = Address::parse("unix:///run/docker/plugins/x.sock").unwrap();
-    let p = Plugin::new_local("x", addr.clone());
+#[tokio::test]
+async fn connect_activates_a_plugin_at_a_known_address_checklist_36() {
+    // The seed's `NewLocalPlugin` + `Client()`: no discovery, no registry,
+    // and what comes back is activated and callable.
+    let tree = PluginTree::new();
+    let sock = tree.path("run/x.sock");
+    let fake = FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .on(
+            "/VolumeDriver.List",
+            Reply::json(200, r#"{"Volumes":[{"Name":"v"}]}"#),
+        )
+        .unix(&sock)
+        .await;
+    let addr = Address::unix(&sock);
+    let p = Plugin::connect("x", addr.clone()).await.unwrap();
     assert_eq!(p.name(), "x");
     assert_eq!(p.address(), &addr);
-    assert!(p.client().is_none(), "no client before activation");
-    assert!(p.manifest().is_none());
+    assert_eq!(p.client().address(), &addr);
+    assert!(
+        p.implements("VolumeDriver"),
+        "activated: {:?}",
+        p.manifest()
+    );
+    assert!(p.source().is_none());
     assert!(p.is_v1());
     assert_eq!(p.protocol(), "moby.plugins.http/v1");
     let path = std::path::Path::new("/var/lib/x");
@@ -235,6 +252,25 @@ fn plugin_accessors_checklist_36() {
         p.tls_options().unwrap().insecure_skip_verify,
         "NewLocalPlugin's TLS default"
     );
+    let volumes = VolumeDriver::new(&p).unwrap().list().await.unwrap();
+    assert_eq!(volumes.len(), 1);
+    assert_eq!(volumes[0].name, "v");
+    let paths: Vec<String> = fake.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, [ACTIVATE, "/VolumeDriver.List"]);
+}
+
+#[tokio::test]
+async fn connect_reports_a_refused_activation() {
+    let tree = PluginTree::new();
+    let sock = tree.path("run/y.sock");
+    let _fake = FakePlugin::builder()
+        .on(ACTIVATE, Reply::err("not today"))
+        .unix(&sock)
+        .await;
+    let e = Plugin::connect("y", Address::unix(&sock))
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "Plugin.Activate: not today");
 }
 
 #[tokio::test]
@@ -260,7 +296,7 @@ fn recording_handler(calls: &Calls, tag: &'static str) -> impl plugin_registry::
     move |p: Arc<Plugin>| {
         let calls = calls.clone();
         async move {
-            assert!(p.client().is_some(), "handlers get an activated client");
+            assert!(p.manifest().is_some(), "handlers get an activated plugin");
             calls.lock().unwrap().push(format!("{tag}:{}", p.name()));
         }
     }
@@ -599,7 +635,14 @@ async fn dead_plugin_is_evicted_and_found_again_where_it_now_lives_divergence_d1
         .await;
     tree.write_spec(0, "mover", &first.address());
     let reg = registry(&tree);
+    let mut events = reg.subscribe();
     let p = reg.get("mover", "VolumeDriver").await.unwrap();
+    assert_eq!(
+        events.try_recv().unwrap(),
+        Event::Activated {
+            name: "mover".into()
+        }
+    );
 
     // The plugin restarts on another port and rewrites its spec.
     first.shutdown().await;
@@ -612,12 +655,23 @@ async fn dead_plugin_is_evicted_and_found_again_where_it_now_lives_divergence_d1
     // Calls through the old client fail to connect after their retries...
     let err = p
         .client()
-        .unwrap()
-        .call_bytes("VolumeDriver.List", bytes::Bytes::from_static(b"{}\n"))
-        .await;
-    assert!(err.unwrap_err().is_connect());
-    // ...so the registry forgot it, and the next get finds the new port.
+        .call("VolumeDriver.List")
+        .body(bytes::Bytes::from_static(b"{}\n"))
+        .await
+        .unwrap_err();
+    assert!(err.is_connect());
+    // ...so the registry forgot it, said so, and the next get finds the
+    // new port.
     assert!(reg.plugins().is_empty());
+    assert_eq!(
+        events.try_recv().unwrap(),
+        Event::Evicted {
+            name: "mover".into(),
+            reason: Eviction::Unreachable {
+                error: err.to_string()
+            }
+        }
+    );
     let q = reg.get("mover", "VolumeDriver").await.unwrap();
     assert!(!Arc::ptr_eq(&p, &q));
     assert_eq!(q.address().as_str(), second.address());
@@ -636,16 +690,39 @@ async fn docker_policy_keeps_dead_plugins_cached() {
     policy.retry = RetryPolicy::none();
     let reg = Registry::new(tree.registry(), policy);
     let p = reg.get("p", "VolumeDriver").await.unwrap();
+    let mut events = reg.subscribe();
     fake.shutdown().await;
-    let _ = p
-        .client()
-        .unwrap()
-        .call_bytes("VolumeDriver.List", bytes::Bytes::new())
-        .await;
+    let _ = p.client().call("VolumeDriver.List").await;
     assert_eq!(
         reg.plugins().len(),
         1,
         "Docker caches a dead plugin forever"
+    );
+    assert!(events.try_recv().is_err(), "no eviction, no event");
+}
+
+#[tokio::test]
+async fn evict_on_request_is_announced_once() {
+    let tree = PluginTree::new();
+    let _fake = volume_plugin(&tree, "vol").await;
+    let reg = registry(&tree);
+    reg.get("vol", "VolumeDriver").await.unwrap();
+    let mut events = reg.subscribe();
+    assert!(reg.evict("vol"));
+    assert!(!reg.evict("vol"), "already gone");
+    assert_eq!(
+        events.try_recv().unwrap(),
+        Event::Evicted {
+            name: "vol".into(),
+            reason: Eviction::Requested
+        }
+    );
+    assert!(events.try_recv().is_err(), "one event per eviction");
+    reg.get("vol", "VolumeDriver").await.unwrap();
+    assert_eq!(
+        events.try_recv().unwrap(),
+        Event::Activated { name: "vol".into() },
+        "the next get activates it again"
     );
 }
 
@@ -734,15 +811,6 @@ async fn volume_proxy_calls_and_both_error_conventions() {
         ["{\"Name\":\"v1\",\"ID\":\"ctr\"}\n"]
     );
     assert_eq!(bodies["/VolumeDriver.List"], ["{}\n"]);
-}
-
-#[tokio::test]
-async fn volume_proxy_needs_an_activated_plugin() {
-    let p = Arc::new(Plugin::new_local(
-        "x",
-        Address::parse("unix:///x.sock").unwrap(),
-    ));
-    assert!(VolumeDriver::new(&p).is_err());
 }
 
 struct Store;
@@ -938,8 +1006,7 @@ async fn ipam_example_end_to_end_through_the_registry_and_a_handler() {
         async move {
             let reply = p
                 .client()
-                .unwrap()
-                .request(&ipam::GetCapabilitiesRequest::default())
+                .call(&ipam::GetCapabilitiesRequest::default())
                 .await
                 .unwrap();
             *caps.lock().unwrap() = Some(reply);
@@ -959,13 +1026,13 @@ async fn ipam_example_end_to_end_through_the_registry_and_a_handler() {
             .is_not_implemented()
     );
 
-    let client = plugin.client().unwrap();
+    let client = plugin.client();
     let spaces = client
-        .request(&ipam::GetDefaultAddressSpacesRequest::default())
+        .call(&ipam::GetDefaultAddressSpacesRequest::default())
         .await
         .unwrap();
     let pool = client
-        .request(&ipam::RequestPoolRequest {
+        .call(&ipam::RequestPoolRequest {
             address_space: spaces.local_default_address_space.clone(),
             ..Default::default()
         })
@@ -973,14 +1040,14 @@ async fn ipam_example_end_to_end_through_the_registry_and_a_handler() {
         .unwrap();
     assert_eq!(pool.pool, "10.9.0.0/24");
     let a = client
-        .request(&ipam::RequestAddressRequest {
+        .call(&ipam::RequestAddressRequest {
             pool_id: pool.pool_id.clone(),
             ..Default::default()
         })
         .await
         .unwrap();
     let b = client
-        .request(&ipam::RequestAddressRequest {
+        .call(&ipam::RequestAddressRequest {
             pool_id: pool.pool_id.clone(),
             ..Default::default()
         })

@@ -409,11 +409,7 @@ async fn activate_lists_registered_kinds_in_order() {
     );
     assert!(r.body.ends_with(b"\n"), "Go's encoder ends with a newline");
     // The engine-side client reads the same manifest.
-    let m: plugin_proto::Manifest = p
-        .client()
-        .call("Plugin.Activate", None::<&()>)
-        .await
-        .unwrap();
+    let m: plugin_proto::Manifest = p.client().call("Plugin.Activate").json().await.unwrap();
     assert!(m.implements("MetricsCollector"));
     p.running.stop().await.unwrap();
 }
@@ -632,10 +628,9 @@ async fn network_dispatch_round_trip_and_defaults() {
     );
     let e = p
         .client()
-        .call::<_, serde_json::Value>(
-            "NetworkDriver.FreeNetwork",
-            Some(&serde_json::json!({"NetworkID": "n1"})),
-        )
+        .call("NetworkDriver.FreeNetwork")
+        .args(&serde_json::json!({"NetworkID": "n1"}))
+        .json::<serde_json::Value>()
         .await
         .unwrap_err();
     assert!(e.is_not_found(), "{e}");
@@ -723,10 +718,10 @@ async fn simple_ipam_through_the_client() {
     use plugin_server::ipam::*;
     let p = UnixPlugin::start(ipam().plugin().unwrap()).await;
     let c = p.client();
-    let spaces = c.request(&GetDefaultAddressSpacesRequest {}).await.unwrap();
+    let spaces = c.call(&GetDefaultAddressSpacesRequest {}).await.unwrap();
     assert_eq!(spaces.local_default_address_space, "local");
     let pool = c
-        .request(&RequestPoolRequest {
+        .call(&RequestPoolRequest {
             address_space: "local".into(),
             pool: "192.168.5.0/30".into(),
             ..Default::default()
@@ -739,15 +734,15 @@ async fn simple_ipam_through_the_client() {
         ..Default::default()
     };
     // A /30 has two usable addresses.
-    assert_eq!(c.request(&req).await.unwrap().address, "192.168.5.1/30");
-    assert_eq!(c.request(&req).await.unwrap().address, "192.168.5.2/30");
-    let e = c.request(&req).await.unwrap_err();
+    assert_eq!(c.call(&req).await.unwrap().address, "192.168.5.1/30");
+    assert_eq!(c.call(&req).await.unwrap().address, "192.168.5.2/30");
+    let e = c.call(&req).await.unwrap_err();
     assert_eq!(
         e.to_string(),
         "IpamDriver.RequestAddress: pool 192.168.5.0/30 has no free address"
     );
     let e = c
-        .request(&RequestPoolRequest {
+        .call(&RequestPoolRequest {
             address_space: "local".into(),
             pool: "192.168.0.0/16".into(),
             ..Default::default()
@@ -829,7 +824,7 @@ async fn log_dispatch_round_trip_with_a_streamed_reply() {
     // Through the engine-side client's stream call as well.
     let mut body = p
         .client()
-        .stream_request(&logdrv::ReadLogsRequest::default())
+        .stream(&logdrv::ReadLogsRequest::default())
         .await
         .unwrap();
     let mut bytes = Vec::new();
@@ -889,10 +884,10 @@ async fn metrics_dispatch_round_trip() {
         serde_json::json!({})
     );
     let c = p.client();
-    c.request(&plugin_server::metrics::StartMetricsRequest {})
+    c.call(&plugin_server::metrics::StartMetricsRequest {})
         .await
         .unwrap();
-    c.request(&plugin_server::metrics::StopMetricsRequest {})
+    c.call(&plugin_server::metrics::StopMetricsRequest {})
         .await
         .unwrap();
     assert_eq!(counters.started.load(Ordering::SeqCst), 2);
@@ -1021,7 +1016,7 @@ async fn errors_follow_the_plugin_convention() {
     // Through the engine-side client the error reads `<Method>: <message>`.
     let e = p
         .client()
-        .request(&volume::GetRequest {
+        .call(&volume::GetRequest {
             name: "nope".into(),
         })
         .await
@@ -1044,7 +1039,9 @@ async fn unknown_method_is_gos_404() {
     }
     let e = p
         .client()
-        .call::<_, serde_json::Value>("VolumeDriver.Nope", Some(&serde_json::json!({})))
+        .call("VolumeDriver.Nope")
+        .args(&serde_json::json!({}))
+        .json::<serde_json::Value>()
         .await
         .unwrap_err();
     assert!(e.is_not_found());
@@ -1062,7 +1059,8 @@ async fn bad_body_is_400_with_the_reason() {
     }
     let e = p
         .client()
-        .call_bytes("VolumeDriver.Create", Bytes::from_static(b"{"))
+        .call("VolumeDriver.Create")
+        .body(Bytes::from_static(b"{"))
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(400));
@@ -1120,6 +1118,54 @@ async fn a_panicking_handler_is_a_500_not_a_dropped_connection() {
     p.running.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_call_the_engine_hangs_up_on_still_runs_to_the_end() {
+    type Slots = (
+        Option<oneshot::Sender<()>>,
+        Option<oneshot::Receiver<()>>,
+        Option<oneshot::Sender<()>>,
+    );
+    let (started_tx, started_rx) = oneshot::channel();
+    let (go_tx, go_rx) = oneshot::channel();
+    let (done_tx, done_rx) = oneshot::channel();
+    let slots: Arc<std::sync::Mutex<Slots>> = Arc::new(std::sync::Mutex::new((
+        Some(started_tx),
+        Some(go_rx),
+        Some(done_tx),
+    )));
+    let plugin = Plugin::builder()
+        .raw("X.Slow", move |_| {
+            let (started, go, done) = {
+                let mut s = slots.lock().unwrap();
+                (s.0.take(), s.1.take(), s.2.take())
+            };
+            async move {
+                let _ = started.unwrap().send(());
+                go.unwrap().await.unwrap();
+                done.unwrap().send(()).unwrap();
+                Ok(Reply::bytes("{}"))
+            }
+        })
+        .build()
+        .unwrap();
+    let p = UnixPlugin::start(plugin).await;
+    let mut conn = UnixStream::connect(&p.sock).await.unwrap();
+    conn.write_all(&docker_request("X.Slow", "")).await.unwrap();
+    started_rx.await.unwrap();
+    // The engine hangs up mid-call; the server notices and drops the call.
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The handler is still there to be released, and finishes.
+    go_tx
+        .send(())
+        .expect("the handler was cancelled with the connection");
+    tokio::time::timeout(Duration::from_millis(500), done_rx)
+        .await
+        .expect("the handler did not finish")
+        .unwrap();
+    p.running.stop().await.unwrap();
+}
+
 // ---------------------------------------------------------------------------
 // memvol end to end, through the engine-side client
 // ---------------------------------------------------------------------------
@@ -1135,11 +1181,11 @@ async fn memvol_end_to_end() {
         name: "data".into(),
         opts: opts("size", "1g"),
     };
-    c.request(&create).await.unwrap();
+    c.call(&create).await.unwrap();
     // The same create again succeeds; other options are an error.
-    c.request(&create).await.unwrap();
+    c.call(&create).await.unwrap();
     let e = c
-        .request(&CreateRequest {
+        .call(&CreateRequest {
             name: "data".into(),
             opts: opts("size", "2g"),
         })
@@ -1150,7 +1196,7 @@ async fn memvol_end_to_end() {
         "VolumeDriver.Create: volume data already exists with different options"
     );
     let e = c
-        .request(&CreateRequest {
+        .call(&CreateRequest {
             name: "other".into(),
             opts: opts("fail", "refused by test"),
         })
@@ -1158,26 +1204,26 @@ async fn memvol_end_to_end() {
         .unwrap_err();
     assert_eq!(e.to_string(), "VolumeDriver.Create: refused by test");
 
-    let list = c.request(&ListRequest {}).await.unwrap();
+    let list = c.call(&ListRequest {}).await.unwrap();
     assert_eq!(list.volumes.len(), 1);
     assert_eq!(list.volumes[0].name, "data");
     let mp = root.path().join("data").display().to_string();
     let got = c
-        .request(&GetRequest {
+        .call(&GetRequest {
             name: "data".into(),
         })
         .await
         .unwrap();
     assert_eq!(got.volume.unwrap().mountpoint, mp);
     let path = c
-        .request(&PathRequest {
+        .call(&PathRequest {
             name: "data".into(),
         })
         .await
         .unwrap();
     assert_eq!(path.mountpoint, mp);
     let m = c
-        .request(&MountRequest {
+        .call(&MountRequest {
             name: "data".into(),
             id: "ctr1".into(),
         })
@@ -1185,21 +1231,21 @@ async fn memvol_end_to_end() {
         .unwrap();
     assert_eq!(m.mountpoint, mp);
     let e = c
-        .request(&RemoveRequest {
+        .call(&RemoveRequest {
             name: "data".into(),
         })
         .await
         .unwrap_err();
     assert_eq!(e.to_string(), "VolumeDriver.Remove: volume data is in use");
-    c.request(&UnmountRequest {
+    c.call(&UnmountRequest {
         name: "data".into(),
         id: "ctr1".into(),
     })
     .await
     .unwrap();
-    let caps = c.request(&CapabilitiesRequest {}).await.unwrap();
+    let caps = c.call(&CapabilitiesRequest {}).await.unwrap();
     assert_eq!(caps.capabilities.scope, LOCAL_SCOPE);
-    c.request(&RemoveRequest {
+    c.call(&RemoveRequest {
         name: "data".into(),
     })
     .await
@@ -1208,7 +1254,7 @@ async fn memvol_end_to_end() {
     for (method, e) in [
         (
             "Remove",
-            c.request(&RemoveRequest {
+            c.call(&RemoveRequest {
                 name: "data".into(),
             })
             .await
@@ -1216,7 +1262,7 @@ async fn memvol_end_to_end() {
         ),
         (
             "Get",
-            c.request(&GetRequest {
+            c.call(&GetRequest {
                 name: "data".into(),
             })
             .await
@@ -1224,7 +1270,7 @@ async fn memvol_end_to_end() {
         ),
         (
             "Path",
-            c.request(&PathRequest {
+            c.call(&PathRequest {
                 name: "data".into(),
             })
             .await
@@ -1232,7 +1278,7 @@ async fn memvol_end_to_end() {
         ),
         (
             "Mount",
-            c.request(&MountRequest {
+            c.call(&MountRequest {
                 name: "data".into(),
                 id: "x".into(),
             })
@@ -1241,7 +1287,7 @@ async fn memvol_end_to_end() {
         ),
         (
             "Unmount",
-            c.request(&UnmountRequest {
+            c.call(&UnmountRequest {
                 name: "data".into(),
                 id: "x".into(),
             })
@@ -1266,14 +1312,14 @@ async fn memvol_mount_tolerates_an_unwritable_root() {
     std::fs::write(&root, "").unwrap();
     let p = UnixPlugin::start(memvol(&root).plugin().unwrap()).await;
     let c = p.client();
-    c.request(&CreateRequest {
+    c.call(&CreateRequest {
         name: "v".into(),
         opts: None,
     })
     .await
     .unwrap();
     let m = c
-        .request(&MountRequest {
+        .call(&MountRequest {
             name: "v".into(),
             id: "c".into(),
         })
@@ -1481,7 +1527,7 @@ async fn tcp_with_a_spec_file_written_and_removed() {
         .retry(RetryPolicy::none())
         .build(parsed.address.clone(), parsed.tls.as_ref())
         .unwrap();
-    let m: plugin_proto::Manifest = c.call("Plugin.Activate", None::<&()>).await.unwrap();
+    let m: plugin_proto::Manifest = c.call("Plugin.Activate").json().await.unwrap();
     assert!(m.implements("VolumeDriver"));
     let tree_reg = plugin_discovery::LocalRegistry::with_dirs(
         dir.path().join("nosock"),
@@ -1573,9 +1619,9 @@ async fn tls_on_tcp_with_a_json_spec() {
         .retry(RetryPolicy::none())
         .build(parsed.address.clone(), parsed.tls.as_ref())
         .unwrap();
-    let m: plugin_proto::Manifest = c.call("Plugin.Activate", None::<&()>).await.unwrap();
+    let m: plugin_proto::Manifest = c.call("Plugin.Activate").json().await.unwrap();
     assert!(m.implements("VolumeDriver"));
-    c.request(&volume::CreateRequest {
+    c.call(&volume::CreateRequest {
         name: "secure".into(),
         opts: None,
     })
@@ -1590,7 +1636,8 @@ async fn tls_on_tcp_with_a_json_spec() {
         )
         .unwrap();
     let e = wrong
-        .call::<_, plugin_proto::Manifest>("Plugin.Activate", None::<&()>)
+        .call("Plugin.Activate")
+        .json::<plugin_proto::Manifest>()
         .await
         .unwrap_err();
     assert!(e.is_tls(), "{e}");
@@ -1626,14 +1673,12 @@ async fn mutual_tls_requires_a_client_certificate() {
     let with_cert = build(
         TlsOptions::with_ca_file(&pki.ca_cert).client_cert(&pki.client_cert, &pki.client_key),
     );
-    let m: plugin_proto::Manifest = with_cert
-        .call("Plugin.Activate", None::<&()>)
-        .await
-        .unwrap();
+    let m: plugin_proto::Manifest = with_cert.call("Plugin.Activate").json().await.unwrap();
     assert!(m.implements("VolumeDriver"));
     let without = build(TlsOptions::with_ca_file(&pki.ca_cert));
     let e = without
-        .call::<_, plugin_proto::Manifest>("Plugin.Activate", None::<&()>)
+        .call("Plugin.Activate")
+        .json::<plugin_proto::Manifest>()
         .await
         .unwrap_err();
     assert!(e.is_tls() || e.is_connect(), "{e}");
@@ -1887,14 +1932,14 @@ async fn memvol_binary_on_a_socket_stops_on_sigint_and_removes_it() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let c = unix_client(&sock);
-    c.request(&volume::CreateRequest {
+    c.call(&volume::CreateRequest {
         name: "v".into(),
         opts: None,
     })
     .await
     .unwrap();
     let m = c
-        .request(&volume::MountRequest {
+        .call(&volume::MountRequest {
             name: "v".into(),
             id: "c".into(),
         })
@@ -1933,7 +1978,7 @@ async fn memvol_binary_on_tcp_stops_on_sigterm_and_removes_its_spec() {
         .build(parsed.address.clone(), parsed.tls.as_ref())
         .unwrap();
     let e = c
-        .request(&volume::CreateRequest {
+        .call(&volume::CreateRequest {
             name: "v".into(),
             opts: Some([("fail".to_owned(), "no space".to_owned())].into()),
         })
@@ -1959,16 +2004,16 @@ async fn systemd_activation_end_to_end() {
     // The socket was listening before memvol started; the call waits in
     // the backlog until memvol accepts it.
     let client = unix_client(&sock);
-    let m: plugin_proto::Manifest = client.call("Plugin.Activate", None::<&()>).await.unwrap();
+    let m: plugin_proto::Manifest = client.call("Plugin.Activate").json().await.unwrap();
     assert_eq!(m.implements, ["VolumeDriver"]);
     client
-        .request(&volume::CreateRequest {
+        .call(&volume::CreateRequest {
             name: "sd".into(),
             opts: None,
         })
         .await
         .unwrap();
-    let list = client.request(&volume::ListRequest {}).await.unwrap();
+    let list = client.call(&volume::ListRequest {}).await.unwrap();
     assert_eq!(list.volumes[0].name, "sd");
     stop_child(child, libc::SIGTERM).await;
     assert!(sock.exists(), "the activation socket belongs to systemd");
@@ -2012,7 +2057,7 @@ async fn systemd_names_pick_the_plugins_socket() {
     );
     drop((l_other, l_mine));
     let client = unix_client(&mine);
-    let m: plugin_proto::Manifest = client.call("Plugin.Activate", None::<&()>).await.unwrap();
+    let m: plugin_proto::Manifest = client.call("Plugin.Activate").json().await.unwrap();
     assert_eq!(m.implements, ["VolumeDriver"]);
     // memvol is serving, so it has taken its descriptors: the other one
     // was closed, and nothing listens on it any more.

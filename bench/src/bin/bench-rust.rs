@@ -10,11 +10,12 @@
 //! | `conc` | the same from `--conc` tasks on one client | same |
 //! | `missing` | `get` of names that do not exist, `--iters` times | `us_per_get` |
 //! | `getall` | `get_all` over 10 live and 1 stale socket, fresh registry, `--iters` | `ms` (median), `plugins` |
-//! | `scan` | `scan` of 1,000 sockets + 10,000 specs; 1,000 lookups of `.spec` names | `scan_ms`, `lookups_ms`, `names` |
+//! | `scan` | `scan` of 1,000 sockets + 10,000 specs; 1,000 lookups of `.spec` names (through `DirView`, warm) | `scan_ms`, `lookups_ms`, `names` |
 //! | `first-get` | `get` of `--count` fresh names (resolve, dial, activate) | `p50_us`, `p90_us` |
 //! | `first-get-parts` | the same without the registry, each step timed (diagnostics) | `*_p50_us` |
 //! | `herd` | `--callers` concurrent `get`s of one name | `handshakes`, `ms` |
 //! | `idle` | activates 1,000 plugins, measures RSS, idles `--idle-secs` | `rss_*`, `sockets_*` |
+//! | `plugin-serve` | the plugin side of P10: `plugin-server` answering `VolumeDriver.Get` on `--socket`, until stdin closes (driven by `bench-raw serve`) | `ready` once listening |
 //! | `encode` | no IO: the request encoding and reply decoding of `seq` alone, and a vectorised Go-style string writer for comparison (diagnostics for P3; no `--tree`) | `*_us` |
 //!
 //! The runtime is tokio's multi-threaded one (`--runtime current` for the
@@ -29,16 +30,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use plugin_bench::{
-    Args, BoxError, ECHO_METHOD, Echo, KIND, MANY_SOCKETS, Report, STATS_METHOD, Tree, cpu_time,
-    many_name, quantile, rate, spec_name,
+    Args, BoxError, ECHO_METHOD, Echo, KIND, MANY_SOCKETS, Report, SERVE_MOUNT_PREFIX,
+    STATS_METHOD, Tree, cpu_time, many_name, quantile, rate, spec_name,
 };
-use plugin_registry::client::{Client, NO_ARGS};
-use plugin_registry::discovery::LocalRegistry;
+use plugin_registry::client::Client;
+use plugin_registry::discovery::{DirView, LocalRegistry};
 use plugin_registry::{Policy, Registry};
+use plugin_server::volume::{self, VolumeDriver};
+use plugin_server::{Listener, Plugin, PluginError, Server};
 
 fn main() -> Result<(), BoxError> {
     let args = Args::from_env()?;
     plugin_bench::raise_nofile();
+    if args.scenario() == "plugin-serve" {
+        return plugin_serve(&args);
+    }
     let rt = match args.str_or("runtime", "multi") {
         "multi" => tokio::runtime::Builder::new_multi_thread(),
         "current" => tokio::runtime::Builder::new_current_thread(),
@@ -88,14 +94,11 @@ async fn echo_client(args: &Args, tree: &Tree) -> Result<Client, BoxError> {
         other => return Err(format!("--transport unix|tcp, not {other:?}").into()),
     };
     let plugin = registry(tree, "main").get(name, KIND).await?;
-    Ok(plugin
-        .client()
-        .ok_or("activated plugin without client")?
-        .clone())
+    Ok(plugin.client().clone())
 }
 
 async fn echo(client: &Client, request: &Echo) -> Result<(), BoxError> {
-    let reply: Echo = client.call(ECHO_METHOD, Some(request)).await?;
+    let reply: Echo = client.call(ECHO_METHOD).args(request).json().await?;
     if reply.name.len() != request.name.len() {
         return Err("echo reply differs from the request".into());
     }
@@ -201,7 +204,11 @@ async fn getall(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
 }
 
 fn scan(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
-    let local = LocalRegistry::with_dirs(tree.sockets("many"), [tree.specs("many")]);
+    // The registry's view: answers kept until inotify reports a change.
+    let local = DirView::new(LocalRegistry::with_dirs(
+        tree.sockets("many"),
+        [tree.specs("many")],
+    ));
     let iters: usize = args.num("iters", 5)?;
     let names = local.scan()?.len(); // warm
     let mut scans = Vec::new();
@@ -259,9 +266,7 @@ async fn first_get_parts(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
         let t1 = Instant::now();
         let client = Client::new(spec.address().clone(), spec.tls())?;
         let t2 = Instant::now();
-        client
-            .call_bytes(plugin_registry::proto::ACTIVATE_METHOD, bytes::Bytes::new())
-            .await?;
+        client.call(plugin_registry::proto::ACTIVATE_METHOD).await?;
         let t3 = Instant::now();
         resolve.push((t1 - t0).as_secs_f64() * 1e6);
         build.push((t2 - t1).as_secs_f64() * 1e6);
@@ -282,7 +287,8 @@ async fn activations(tree: &Tree) -> Result<u64, BoxError> {
     }
     let address = format!("unix://{}", tree.main_socket().display());
     let stats: Stats = Client::new(address, None)?
-        .call(STATS_METHOD, NO_ARGS)
+        .call(STATS_METHOD)
+        .json()
         .await?;
     Ok(stats.activates)
 }
@@ -298,14 +304,23 @@ async fn herd(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
             tokio::spawn(async move { registry.get(&many_name(0), KIND).await.map(|_| ()) })
         })
         .collect();
+    let spawned_ms = start.elapsed().as_secs_f64() * 1e3;
+    let mut first_ms = None;
     for t in tasks {
         t.await??;
+        first_ms.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e3);
     }
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let handshakes = activations(tree).await? - before;
+    // Each spawned task carries a `get` future: its size is copied into
+    // every task (diagnostics for P8).
+    let future_bytes = std::mem::size_of_val(&registry.get(&many_name(0), KIND));
     Ok(Report::new()
         .num("handshakes", handshakes as f64)
-        .num("ms", ms))
+        .num("ms", ms)
+        .num("spawned_ms", spawned_ms)
+        .num("first_done_ms", first_ms.unwrap_or(ms))
+        .num("get_future_bytes", future_bytes as f64))
 }
 
 async fn idle(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
@@ -463,4 +478,72 @@ fn write_go_string(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// The plugin of P10: a volume driver that answers `Get` with the volume
+/// asked for, mounted under [`SERVE_MOUNT_PREFIX`], as a plugin author
+/// would write it with `plugin-server`.
+struct BenchVolumes;
+
+impl VolumeDriver for BenchVolumes {
+    async fn create(&self, _: volume::CreateRequest) -> Result<(), PluginError> {
+        Err(PluginError::new("read-only"))
+    }
+    async fn remove(&self, _: volume::RemoveRequest) -> Result<(), PluginError> {
+        Err(PluginError::new("read-only"))
+    }
+    async fn path(&self, _: volume::PathRequest) -> Result<volume::PathResponse, PluginError> {
+        Err(PluginError::new("not mounted"))
+    }
+    async fn mount(&self, _: volume::MountRequest) -> Result<volume::MountResponse, PluginError> {
+        Err(PluginError::new("read-only"))
+    }
+    async fn unmount(&self, _: volume::UnmountRequest) -> Result<(), PluginError> {
+        Err(PluginError::new("not mounted"))
+    }
+    async fn get(&self, req: volume::GetRequest) -> Result<volume::GetResponse, PluginError> {
+        Ok(volume::GetResponse {
+            volume: Some(volume::Volume {
+                mountpoint: format!("{SERVE_MOUNT_PREFIX}{}", req.name),
+                name: req.name,
+                ..volume::Volume::default()
+            }),
+            ..volume::GetResponse::default()
+        })
+    }
+    async fn list(&self) -> Result<volume::ListResponse, PluginError> {
+        Ok(volume::ListResponse::default())
+    }
+}
+
+/// Serves [`BenchVolumes`] on `--socket` with tokio's default
+/// multi-threaded runtime (what `#[tokio::main]` gives a plugin), prints
+/// `ready` once the socket listens, and stops when stdin closes.
+fn plugin_serve(args: &Args) -> Result<(), BoxError> {
+    let socket = args.str("socket")?.to_owned();
+    let rt = match args.str_or("runtime", "multi") {
+        "multi" => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()?;
+    rt.block_on(async move {
+        let listener = Listener::unix(&socket)?;
+        let plugin = Plugin::builder().volume(BenchVolumes).build()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            let _ = tx.send(());
+        });
+        println!("ready");
+        Server::new(plugin)
+            .handle_signals(false)
+            .shutdown_timeout(Duration::from_secs(1))
+            .shutdown_on(async move {
+                let _ = rx.await;
+            })
+            .serve(listener)
+            .await?;
+        Ok(())
+    })
 }

@@ -3,7 +3,7 @@
 use std::io;
 
 use bytes::Bytes;
-use plugin_registry::client::{CallOptions, Client};
+use plugin_registry::client::Client;
 use plugin_registry::proto::{RetryPolicy, retry::go_duration, validate_method};
 
 use crate::output::reformat_json;
@@ -66,11 +66,12 @@ pub(crate) async fn run(
             return Ok(Exit::Problem);
         }
     };
-    let options = CallOptions::new()
+    let call = client
+        .call(method)
+        .body(body)
         .timeout(ctx.timeout)
         .retry_connection_refused(false);
-    let reply = tokio::time::timeout(ctx.timeout, client.call_bytes_with(method, body, &options));
-    let reply = match reply.await {
+    let reply = match tokio::time::timeout(ctx.timeout, call).await {
         Ok(Ok(reply)) => reply,
         Ok(Err(e)) => {
             writeln!(io.stderr, "{e}")?;

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use plugin_registry::client::{CallOptions, Client};
+use plugin_registry::client::Client;
 use plugin_registry::discovery::{LocalRegistry, PluginSpec, SourceKind};
 use plugin_registry::proto::{ACTIVATE_METHOD, Address, Manifest, RetryPolicy, TlsOptions};
 use plugin_registry::{ListState, Listing, Policy, Registry};
@@ -126,11 +126,11 @@ pub(crate) async fn activate(spec: &PluginSpec, timeout: Duration) -> Activation
             .retry(RetryPolicy::with_budget(timeout))
             .build(spec.address(), spec.tls())
             .map_err(|e| (client_state(&e), e.to_string()))?;
-        let options = CallOptions::new()
+        let call = client
+            .call(ACTIVATE_METHOD)
             .timeout(timeout)
             .retry_connection_refused(false);
-        let call = client.call_bytes_with(ACTIVATE_METHOD, bytes::Bytes::new(), &options);
-        let body = match tokio::time::timeout(timeout, call).await {
+        let reply = match tokio::time::timeout(timeout, call).await {
             Ok(reply) => reply.map_err(|e| (client_state(&e), e.to_string()))?,
             Err(_) => {
                 return Err((
@@ -142,7 +142,7 @@ pub(crate) async fn activate(spec: &PluginSpec, timeout: Duration) -> Activation
                 ));
             }
         };
-        Manifest::decode(&body).map_err(|e| (ListState::Error, e.to_string()))
+        Manifest::decode(&reply).map_err(|e| (ListState::Error, e.to_string()))
     }
     .await;
     Activation {

@@ -24,7 +24,8 @@ type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 /// How much a reader-backed body reads at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// The request body of [`Client::send_file`](crate::Client::send_file).
+/// A request body given to [`CallRequest::body`](crate::CallRequest::body)
+/// (Docker's `SendFile`, and raw bodies).
 ///
 /// Bytes in memory are sent with `Content-Length` and resent whole if the
 /// call is retried. Streams and readers are sent chunked unless their

@@ -13,15 +13,33 @@
 //! 15–21); replies are read by Docker's rules (22–23); transport failures
 //! are retried on Docker's schedule with Docker's warning (24–26).
 //!
+//! Every call goes through one door, [`Client::call`] (or
+//! [`Client::stream`] for a reply read as a stream): a method name or a
+//! typed request from `plugin-proto`, then per-call settings, then `.await`.
+//!
 //! ```no_run
 //! # async fn f() -> Result<(), plugin_client::Error> {
-//! use plugin_client::{Client, NO_ARGS};
-//! use plugin_proto::Manifest;
+//! use std::time::Duration;
+//! use plugin_client::Client;
+//! use plugin_proto::{Manifest, volume::ListRequest};
 //!
 //! let client = Client::new("unix:///run/docker/plugins/memvol.sock", None)?;
-//! let manifest: Manifest = client.call("Plugin.Activate", NO_ARGS).await?;
+//! let manifest: Manifest = client.call("Plugin.Activate").json().await?;
+//! let volumes = client.call(&ListRequest {}).timeout(Duration::from_secs(5)).await?;
+//! # let _ = (manifest, volumes);
 //! # Ok(()) }
 //! ```
+//!
+//! When a call gives up because the plugin cannot be reached, the client
+//! runs the builder's [`on_connect_failure`](ClientBuilder::on_connect_failure)
+//! hook; that is how `plugin-registry` evicts dead plugins (and announces
+//! it as an event). The retry loop, [`retry::run`], is the one the registry
+//! also waits for plugins with.
+//!
+//! Types from `plugin-proto` in this crate's signatures (`Address`,
+//! `TlsOptions`, `RetryPolicy`, the typed requests) are not re-exported:
+//! they have one path, `plugin_proto::…` (`plugin_registry::proto::…`
+//! for engines using the facade).
 //!
 //! Where it departs from Docker (each a listed divergence, each tested):
 //! a retried call resends its whole body (Docker resends a consumed
@@ -33,21 +51,27 @@
 //! **What it must never do:** read spec files, scan directories or
 //! resolve plugin names (that is `plugin-discovery`), or encode and decode
 //! the protocol by rules of its own (that is `plugin-proto`). It is the
-//! only crate of the workspace that knows sockets, TLS and tokio.
+//! only crate of the engine side that knows sockets, TLS and hyper (the
+//! plugin side's `plugin-server` has its own).
 
 #![forbid(unsafe_code)]
 
 mod body;
+mod builder;
+mod classify;
 mod client;
 mod connect;
 mod error;
+mod request;
+pub mod retry;
 mod tls;
 
 pub use body::{ReplyBody, SendBody};
-pub use client::{
-    CallOptions, Client, ClientBuilder, ConnectFailureHook, DEFAULT_DIAL_TIMEOUT,
-    DEFAULT_MAX_REPLY_SIZE, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE, IntoAddress, NO_ARGS,
+pub use builder::{
+    ClientBuilder, ConnectFailureHook, DEFAULT_DIAL_TIMEOUT, DEFAULT_MAX_REPLY_SIZE,
+    DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE, IntoAddress,
 };
+pub use client::Client;
 pub use connect::{DialFuture, PluginIo, Transport};
 pub use error::Error;
-pub use plugin_proto::{Address, RetryPolicy, TlsOptions};
+pub use request::{CallRequest, CallTarget, StreamTarget};

@@ -19,7 +19,10 @@
 //!   spec directory's `.spec`, `<name>/.spec`, `.json`, `<name>/.json`; the
 //!   first candidate that exists wins and its error is final;
 //! - [`LocalRegistry::explain`] shows every candidate and what was found
-//!   there, for operators' tools.
+//!   there, for operators' tools;
+//! - [`DirView`] gives the same answers as `scan` and `plugin`, kept in
+//!   memory until inotify reports a change in the directories (one system
+//!   call per call while nothing changes, never a stale answer).
 //!
 //! Where Docker has a known problem, this crate diverges, and each change is
 //! in the project's divergence table: plugin names that would escape the
@@ -32,8 +35,11 @@
 //!
 //! **What it must never do:** open a connection (a socket is found by its
 //! file type alone; whether anything listens is the client's business),
-//! cache anything (every call reads the file system again, as Docker's
-//! does), or do any IO other than synchronous `std` file-system reads.
+//! give an answer older than the last change to the directories
+//! ([`LocalRegistry`] reads the file system on every call, as Docker's
+//! does; [`DirView`] keeps answers only while inotify vouches for them),
+//! or do any IO other than synchronous `std` file-system reads and
+//! inotify.
 //!
 //! ```no_run
 //! use plugin_discovery::LocalRegistry;
@@ -56,6 +62,7 @@ mod explain;
 mod gopath;
 mod name;
 mod scan;
+mod view;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -70,6 +77,7 @@ pub use error::{DiscoveryError, DiscoveryErrorKind, FileKind};
 pub use explain::{Candidate, Explanation, Finding};
 /// The default directories, defined once in `plugin-proto` for both sides.
 pub use plugin_proto::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIRS};
+pub use view::DirView;
 
 use error::Repr;
 

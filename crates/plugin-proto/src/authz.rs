@@ -282,8 +282,9 @@ mod go_bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::decode_call_reply;
     use crate::{ErrReply, encode_args};
-    use crate::{decode_call_reply, decode_message, decode_request, encode_request};
+    use crate::{decode_message, decode_request, encode_request};
 
     fn der() -> Vec<u8> {
         (0u8..=200).collect()

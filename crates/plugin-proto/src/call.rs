@@ -74,24 +74,42 @@ pub fn encode_stream_args<T: serde::Serialize + ?Sized>(
     }
 }
 
+/// The URL of a call as Go prints it in errors and logs
+/// (`http://plugin.moby.localhost/Plugin.Activate`): the address's HTTP
+/// scheme and `Host`, then the method. The path of an address is ignored
+/// (checklist 18).
+///
+/// ```
+/// use plugin_proto::{Address, call_url};
+///
+/// let addr = Address::parse("tcp://127.0.0.1:8080/ignored")?;
+/// assert_eq!(call_url(&addr, "/VolumeDriver.List")?, "http://127.0.0.1:8080/VolumeDriver.List");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn call_url(address: &Address, method: &str) -> Result<String, EncodeError> {
+    let name = validate_method(method)?;
+    Ok(format!(
+        "{}://{}/{name}",
+        address.http_scheme(),
+        address.host_header()
+    ))
+}
+
 /// Builds the request head for `method` on the plugin at `address`, for a
 /// body of `content_length` bytes (`None`: an unsized body, sent chunked).
 ///
 /// The URI is absolute (`http://plugin.moby.localhost/Plugin.Activate`) so a
 /// pooling client can key connections on it; HTTP/1.1 clients send the
 /// origin form (`POST /Plugin.Activate`) on the wire.
+///
+/// This is the one place the request line is built: `plugin-client` sends
+/// this head with its own (possibly streamed) body.
 pub fn encode_call_head(
     address: &Address,
     method: &str,
     content_length: Option<u64>,
 ) -> Result<http::Request<()>, EncodeError> {
-    let name = validate_method(method)?;
-    let uri = format!(
-        "{}://{}/{name}",
-        address.http_scheme(),
-        address.host_header()
-    );
-    let mut builder = http::Request::post(uri)
+    let mut builder = http::Request::post(call_url(address, method)?)
         .header(HOST, address.host_header())
         .header(ACCEPT, MEDIA_TYPE);
     if let Some(len) = content_length {

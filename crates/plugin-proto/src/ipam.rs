@@ -252,8 +252,9 @@ impl Call for ReleaseAddressRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::decode_call_reply;
     use crate::{ErrReply, encode_args};
-    use crate::{decode_call_reply, decode_request, encode_request};
+    use crate::{decode_request, encode_request};
     use serde::de::DeserializeOwned;
 
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(v: &T) {

@@ -74,8 +74,8 @@ pub mod fuzzing;
 
 pub use address::{Address, AddressError, Endpoint, MAX_UNIX_PATH_LEN};
 pub use call::{
-    EncodeError, USER_AGENT_VALUE, encode_args, encode_call, encode_call_head, encode_stream_args,
-    validate_method,
+    EncodeError, USER_AGENT_VALUE, call_url, encode_args, encode_call, encode_call_head,
+    encode_stream_args, validate_method,
 };
 pub use dirs::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR, DEFAULT_SPEC_DIRS};
 pub use godecode::{decode_message, null_as_default};
@@ -83,8 +83,8 @@ pub use gojson::DecodeError;
 pub use gotime::{GoTime, GoTimeError};
 pub use manifest::Manifest;
 pub use message::{
-    Call, Empty, ErrReply, ErrResponse, StreamCall, decode_call_reply, decode_request,
-    encode_request, encode_stream_request,
+    Call, Empty, ErrReply, ErrResponse, StreamCall, decode_request, encode_request,
+    encode_stream_request,
 };
 pub use reply::{StatusError, decode_json, decode_reply};
 pub use retry::RetryPolicy;

@@ -223,8 +223,9 @@ impl StreamCall for ReadLogsRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::decode_call_reply;
     use crate::{ErrReply, encode_args, encode_stream_request};
-    use crate::{decode_call_reply, decode_message, decode_request, encode_request};
+    use crate::{decode_message, decode_request, encode_request};
 
     fn info() -> Info {
         Info {

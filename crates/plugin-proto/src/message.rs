@@ -33,16 +33,18 @@ use crate::{EncodeError, decode_message, encode_args, encode_stream_args, null_a
 /// A typed request: which method carries it, what comes back, and how
 /// Docker sends it.
 ///
-/// Engines use it to make typed calls ([`encode_request`],
-/// [`decode_call_reply`]); plugin servers use [`Call::METHOD`] to dispatch
+/// Engines use it to make typed calls ([`encode_request`], then
+/// [`decode_message`] unless [`Call::READS_REPLY`] is `false`;
+/// `plugin-client`'s `Client::call` does both); plugin servers use [`Call::METHOD`] to dispatch
 /// and [`decode_request`] to read the body.
 pub trait Call: Serialize {
     /// `Subsystem.Method`, e.g. `"VolumeDriver.Create"`.
     const METHOD: &'static str;
 
     /// The reply type (`Default` because Go leaves a target untouched on
-    /// `null`).
-    type Reply: DeserializeOwned + Serialize + Default;
+    /// `null`; `Send + 'static` so a call's future can be sent between
+    /// threads: replies are plain data).
+    type Reply: DeserializeOwned + Serialize + Default + Send + 'static;
 
     /// Whether Docker sends the request as a JSON body. `false` for the
     /// calls Docker makes with nil arguments, which go out with an empty
@@ -152,8 +154,11 @@ pub fn encode_stream_request<S: StreamCall>(request: &S) -> Result<Bytes, Encode
 /// [`decode_message`].
 ///
 /// A non-empty error field is not turned into an error here; see
-/// [`ErrReply`].
-pub fn decode_call_reply<C: Call>(body: &[u8]) -> Result<C::Reply, DecodeError> {
+/// [`ErrReply`]. (The unit tests of each subsystem check replies with it;
+/// `plugin-client` reads replies itself, as it must not buffer a body
+/// Docker never reads.)
+#[cfg(test)]
+pub(crate) fn decode_call_reply<C: Call>(body: &[u8]) -> Result<C::Reply, DecodeError> {
     if C::READS_REPLY {
         decode_message(body)
     } else {

@@ -51,7 +51,8 @@ impl Call for StopMetricsRequest {
 mod tests {
     use super::*;
     use crate::ErrReply;
-    use crate::{decode_call_reply, decode_message, decode_request, encode_request};
+    use crate::message::decode_call_reply;
+    use crate::{decode_message, decode_request, encode_request};
 
     #[test]
     fn both_calls_have_an_empty_body() {

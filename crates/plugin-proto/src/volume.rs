@@ -297,8 +297,9 @@ impl Call for CapabilitiesRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::decode_call_reply;
     use crate::{ErrReply, encode_args};
-    use crate::{decode_call_reply, decode_message, decode_request, encode_request};
+    use crate::{decode_message, decode_request, encode_request};
     use serde::de::DeserializeOwned;
     use serde_json::json;
 

@@ -99,9 +99,6 @@ pub enum ErrorKind {
         #[source]
         source: Error,
     },
-    /// A typed proxy was asked for before the plugin was activated.
-    #[error("plugin {} is not activated", go_quote(.0))]
-    NotActivated(String),
     /// The activation handshake's reply is not a manifest (Go's decode
     /// error text, e.g. `EOF` for an empty body).
     #[error(transparent)]

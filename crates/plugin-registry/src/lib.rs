@@ -3,11 +3,22 @@
 //!
 //! A [`Registry`] resolves a plugin name through [`discovery`], activates
 //! the plugin once with `POST /Plugin.Activate` through [`client`], caches
-//! it, runs extension-point [`Handler`]s and lists plugins by kind. Typed
-//! proxies speak each subsystem as Docker's adapter does: [`VolumeDriver`],
-//! [`NetworkDriver`], [`IpamDriver`], [`LogDriver`] (with the engine's FIFO
-//! writer) and [`MetricsCollector`]. The three lower crates are
-//! re-exported, so an engine depends on this one crate only.
+//! it, runs extension-point [`Handler`]s and lists plugins by kind. Every
+//! [`Plugin`] it hands out carries its client, ready to call
+//! ([`Plugin::client`]); [`Plugin::connect`] gives the same for a plugin at
+//! a known address, without discovery. Typed proxies speak each subsystem
+//! as Docker's adapter does: [`VolumeDriver`], [`NetworkDriver`],
+//! [`IpamDriver`], [`LogDriver`] (with the engine's FIFO writer) and
+//! [`MetricsCollector`]. [`Registry::subscribe`] reports what happens to
+//! plugins as [`Event`]s: activations, and evictions of plugins that died
+//! (the registry learns of those from the client's `on_connect_failure`
+//! hook) or that [`Registry::evict`] removed.
+//!
+//! The three lower crates are re-exported as modules ([`client`],
+//! [`discovery`], [`proto`]), so an engine depends on this one crate only.
+//! Each type has one path: this crate's own types at its root, the others
+//! in their crate's module (`plugin_registry::proto::Address`, never
+//! `plugin_registry::client::Address`).
 //!
 //! Behaviour is Docker's (`pkg/plugins` on moby master) wherever a user can
 //! observe it, except for the documented divergences (`docs/divergences.md`):
@@ -39,6 +50,7 @@
 
 pub mod authz;
 mod error;
+mod event;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod getter;
@@ -59,6 +71,7 @@ use std::sync::{Arc, OnceLock};
 
 pub use authz::AuthzChain;
 pub use error::{Error, ErrorKind};
+pub use event::{Event, Eviction};
 pub use getter::{CompatPlugin, Getter, GetterError, Managed, ManagedStore};
 pub use handler::{Handler, HandlerFuture};
 pub use ipam::IpamDriver;

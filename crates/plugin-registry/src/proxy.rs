@@ -28,14 +28,10 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// The client of an activated plugin implementing `kind`: Docker's
-    /// getters check the kind before handing a plugin to a subsystem, and
-    /// a plugin that is not activated has no client yet.
+    /// The client of a plugin implementing `kind`: Docker's getters check
+    /// the kind before handing a plugin to a subsystem. (Every `Plugin`
+    /// has its client; one still activating implements nothing yet.)
     pub(crate) fn new(plugin: &Arc<Plugin>, kind: &str) -> Result<Target, Error> {
-        let client = plugin
-            .client()
-            .cloned()
-            .ok_or_else(|| Error::from(ErrorKind::NotActivated(plugin.name().to_owned())))?;
         if !plugin.implements(kind) {
             return Err(ErrorKind::NotImplemented {
                 name: plugin.name().to_owned(),
@@ -45,7 +41,7 @@ impl Target {
         }
         Ok(Target {
             plugin: plugin.clone(),
-            client,
+            client: plugin.client().clone(),
         })
     }
 
@@ -55,7 +51,7 @@ impl Target {
     /// reads ([`Call::READS_REPLY`], e.g. `MetricsCollector.StopMetrics`)
     /// gives the default reply once the status is 200, its body unread.
     pub(crate) async fn call<C: Call>(&self, request: &C) -> Result<C::Reply, Error> {
-        Ok(self.client.request(request).await?)
+        Ok(self.client.call(request).await?)
     }
 
     /// [`call`](Self::call), then a set error field turned into an error
@@ -82,7 +78,7 @@ impl Target {
 
     /// A stream call (`LogDriver.ReadLogs`): the 200 reply's body, unread.
     pub(crate) async fn stream<S: StreamCall>(&self, request: &S) -> Result<ReplyBody, Error> {
-        Ok(self.client.stream_request(request).await?)
+        Ok(self.client.stream(request).await?)
     }
 }
 

@@ -4,20 +4,24 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use plugin_client::{CallOptions, Client};
-use plugin_discovery::{LocalRegistry, PluginSpec};
-use plugin_proto::{ACTIVATE_METHOD, Manifest, retry::go_duration};
-use tokio::sync::watch;
+use plugin_client::retry::{self, Failed};
+use plugin_client::{Client, ClientBuilder};
+use plugin_discovery::{DirView, LocalRegistry, PluginSpec};
+use plugin_proto::Manifest;
+use tokio::sync::{broadcast, watch};
 
 use crate::Plugin;
 use crate::error::{Error, ErrorKind};
+use crate::event::{Event, Eviction};
 use crate::handler::Handler;
 use crate::listing::{ListState, Listing};
+use crate::plugin::Handshake;
 use crate::policy::{LookupWait, Policy};
 use crate::watch::DirWatch;
 
@@ -34,10 +38,18 @@ pub struct Registry {
 }
 
 struct Inner {
-    local: LocalRegistry,
+    /// Answers kept until inotify reports a change (never stale).
+    local: DirView,
     policy: Policy,
     state: Mutex<State>,
+    events: broadcast::Sender<Event>,
+    /// Numbers the plugins stored, so an eviction hook removes its own
+    /// plugin and never a newer one of the same name.
+    next_id: AtomicU64,
 }
+
+/// How many events a subscriber may fall behind before it misses some.
+const EVENT_BACKLOG: usize = 64;
 
 #[derive(Default)]
 struct State {
@@ -64,6 +76,7 @@ struct Failure {
 /// A stored plugin and the progress of its activation.
 #[derive(Clone)]
 struct Slot {
+    id: u64,
     plugin: Arc<Plugin>,
     progress: watch::Receiver<Progress>,
 }
@@ -95,16 +108,39 @@ impl Registry {
     pub fn new(local: LocalRegistry, policy: Policy) -> Registry {
         Registry {
             inner: Arc::new(Inner {
-                local,
+                local: DirView::new(local),
                 policy,
                 state: Mutex::new(State::default()),
+                events: broadcast::channel(EVENT_BACKLOG).0,
+                next_id: AtomicU64::new(0),
             }),
         }
     }
 
+    /// The registry's [`Event`]s from now on: activations, and evictions
+    /// with their reason (a plugin that could no longer be reached, or
+    /// [`Registry::evict`]). Events are not stored for late subscribers;
+    /// a subscriber more than 64 events behind misses the oldest.
+    ///
+    /// ```no_run
+    /// # async fn f(registry: plugin_registry::Registry) {
+    /// use plugin_registry::{Event, Eviction};
+    ///
+    /// let mut events = registry.subscribe();
+    /// while let Ok(event) = events.recv().await {
+    ///     if let Event::Evicted { name, reason: Eviction::Unreachable { error } } = event {
+    ///         tracing::warn!("plugin {name} is gone: {error}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
     /// The discovery layer this registry resolves names with.
     pub fn local(&self) -> &LocalRegistry {
-        &self.inner.local
+        self.inner.local.local()
     }
 
     /// The policy in force.
@@ -274,9 +310,19 @@ impl Registry {
     }
 
     /// Forgets `name`, so the next `get` resolves and activates it again.
-    /// Returns whether it was stored.
+    /// Returns whether it was stored; if it was activated, subscribers get
+    /// [`Event::Evicted`] with [`Eviction::Requested`].
     pub fn evict(&self, name: &str) -> bool {
-        self.lock().plugins.remove(name).is_some()
+        let removed = self.lock().plugins.remove(name);
+        if let Some(slot) = &removed
+            && slot.plugin.manifest().is_some()
+        {
+            let _ = self.inner.events.send(Event::Evicted {
+                name: name.to_owned(),
+                reason: Eviction::Requested,
+            });
+        }
+        removed.is_some()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -300,30 +346,20 @@ impl Registry {
         let local = &self.inner.local;
         match self.inner.policy.lookup {
             LookupWait::FailFast => Ok(local.plugin(name)?),
-            LookupWait::Docker(retry) => {
-                let start = tokio::time::Instant::now();
-                let mut retries = 0;
-                loop {
-                    match local.plugin(name) {
-                        Ok(spec) => return Ok(spec),
-                        // Docker retries on any error, not only not-found.
-                        Err(e) => match retry.next_delay(retries, start.elapsed()) {
-                            None => return Err(e.into()),
-                            Some(delay) => {
-                                retries += 1;
-                                tracing::warn!(
-                                    "Unable to locate plugin: {name}, retrying in {}",
-                                    go_duration(delay)
-                                );
-                                tokio::time::sleep(delay).await;
-                            }
-                        },
-                    }
-                }
+            LookupWait::Docker(policy) => {
+                let found = retry::run(policy, || async {
+                    // Docker retries on any error, not only not-found.
+                    local.plugin(name).map_err(|error| Failed::Locate {
+                        error,
+                        name: name.to_owned(),
+                    })
+                })
+                .await;
+                Ok(found?)
             }
             LookupWait::Watch(limit) => {
                 let deadline = tokio::time::Instant::now() + limit;
-                let mut watch = DirWatch::new(local);
+                let mut watch = DirWatch::new(local.local());
                 loop {
                     match local.plugin(name) {
                         Ok(spec) => return Ok(spec),
@@ -345,14 +381,23 @@ impl Registry {
     /// activation of the one another caller stored first (Docker drops the
     /// fresh object the same way).
     async fn insert_or_join(&self, spec: PluginSpec, mode: Mode) -> Result<Arc<Plugin>, Error> {
+        let stored = self.lock().plugins.get(spec.name()).cloned();
+        if let Some(slot) = stored {
+            return self.wait(slot).await;
+        }
+        // The client is made outside the lock: it reads TLS files. A spec
+        // whose client cannot be made fails here and is never stored.
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let builder = self.client_builder(spec.name(), id);
+        let plugin = Arc::new(Plugin::from_spec(spec, &builder)?);
         let (slot, lead) = {
             let mut state = self.lock();
-            if let Some(existing) = state.plugins.get(spec.name()) {
+            if let Some(existing) = state.plugins.get(plugin.name()) {
                 (existing.clone(), None)
             } else {
-                let plugin = Arc::new(Plugin::from_spec(spec));
                 let (tx, rx) = watch::channel(Progress::Handshaking);
                 let slot = Slot {
+                    id,
                     plugin: plugin.clone(),
                     progress: rx,
                 };
@@ -403,6 +448,9 @@ impl Registry {
                 tx.send_replace(Progress::Handshaken);
                 IN_HANDLERS.scope((), self.run_due_handlers(&plugin)).await;
                 tx.send_replace(Progress::Done(Ok(())));
+                let _ = self.inner.events.send(Event::Activated {
+                    name: plugin.name().to_owned(),
+                });
             }
             Err(e) => {
                 self.remove_if_same(&plugin);
@@ -412,35 +460,30 @@ impl Registry {
         std::mem::forget(guard);
     }
 
-    async fn handshake(&self, plugin: &Arc<Plugin>, mode: Mode) -> Result<Manifest, Error> {
+    async fn handshake(&self, plugin: &Plugin, mode: Mode) -> Result<Manifest, Error> {
         let policy = &self.inner.policy;
-        let mut builder = Client::builder().retry(policy.retry);
-        if policy.evict_dead {
-            let registry = Arc::downgrade(&self.inner);
-            let weak = Arc::downgrade(plugin);
-            builder = builder.on_connect_failure(Arc::new(move |_: &plugin_client::Error| {
-                evict_dead(&registry, &weak);
-            }));
+        let handshake = Handshake {
+            timeout: policy.handshake_timeout,
+            retry_refused: mode == Mode::Get || policy.list_retries_refused,
+        };
+        let builder = Client::builder().retry(policy.retry);
+        plugin.handshake(builder, &handshake).await
+    }
+
+    /// The builder of the client of plugin `name`, to be stored as `id`:
+    /// the policy's retries and, unless the policy keeps dead plugins, the
+    /// hook that evicts it (divergence D11).
+    fn client_builder(&self, name: &str, id: u64) -> ClientBuilder {
+        let policy = &self.inner.policy;
+        let builder = Client::builder().retry(policy.retry);
+        if !policy.evict_dead {
+            return builder;
         }
-        // The handshake goes over a connection of its own that is closed
-        // once the reply is read (pool of 0): an activated plugin that is
-        // not called holds no socket and no connection buffers.
-        let client = builder
-            .clone()
-            .pool_max_idle(0)
-            .build(plugin.address().clone(), plugin.tls_options())?;
-        plugin.set_client(builder.build(plugin.address().clone(), plugin.tls_options())?);
-        let mut options = CallOptions::default();
-        if let Some(t) = policy.handshake_timeout {
-            options = options.timeout(t);
-        }
-        if mode == Mode::List && !policy.list_retries_refused {
-            options = options.retry_connection_refused(false);
-        }
-        let body = client
-            .call_bytes_with(ACTIVATE_METHOD, bytes::Bytes::new(), &options)
-            .await?;
-        Ok(Manifest::decode(&body)?)
+        let registry = Arc::downgrade(&self.inner);
+        let name = name.to_owned();
+        builder.on_connect_failure(Arc::new(move |error: &plugin_client::Error| {
+            evict_dead(&registry, &name, id, error);
+        }))
     }
 
     async fn run_due_handlers(&self, plugin: &Arc<Plugin>) {
@@ -478,7 +521,7 @@ impl Drop for Unfinished<'_> {
     }
 }
 
-fn remove_if_same(state: &mut State, plugin: &Arc<Plugin>) -> bool {
+fn remove_if_same(state: &mut State, plugin: &Arc<Plugin>) {
     let same = state
         .plugins
         .get(plugin.name())
@@ -486,22 +529,35 @@ fn remove_if_same(state: &mut State, plugin: &Arc<Plugin>) -> bool {
     if same {
         state.plugins.remove(plugin.name());
     }
-    same
 }
 
 /// Divergence D11: a plugin whose calls could not connect after their
 /// retries is forgotten, so the next `get` finds it again wherever it now
-/// lives.
-fn evict_dead(registry: &Weak<Inner>, plugin: &Weak<Plugin>) {
-    let (Some(inner), Some(plugin)) = (registry.upgrade(), plugin.upgrade()) else {
+/// lives. Only the activated plugin stored as `id` is evicted: a call
+/// failing on an older client of the same name leaves a newer one alone.
+fn evict_dead(registry: &Weak<Inner>, name: &str, id: u64, error: &plugin_client::Error) {
+    let Some(inner) = registry.upgrade() else {
         return;
     };
-    let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-    if plugin.manifest().is_some() && remove_if_same(&mut state, &plugin) {
+    let evicted = {
+        let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let ours = state
+            .plugins
+            .get(name)
+            .is_some_and(|s| s.id == id && s.plugin.manifest().is_some());
+        ours && state.plugins.remove(name).is_some()
+    };
+    if evicted {
         tracing::warn!(
-            plugin = plugin.name(),
+            plugin = name,
             "evicting plugin that can no longer be reached"
         );
+        let _ = inner.events.send(Event::Evicted {
+            name: name.to_owned(),
+            reason: Eviction::Unreachable {
+                error: error.to_string(),
+            },
+        });
     }
 }
 

@@ -21,7 +21,11 @@
 //!   familiar `<Method>: 404 page not found` and libnetwork's
 //!   `IsNotFound` treats optional methods as absent.
 
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -32,9 +36,9 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::conn::Limits;
-use crate::plugin::Route;
+use crate::plugin::{BoxFuture, Route};
 use crate::reply::{CONTENT_TYPE, OutBody};
-use crate::{Plugin, PluginError};
+use crate::{Plugin, PluginError, Reply};
 
 /// The body of Go's `http.NotFound`.
 const NOT_FOUND_BODY: &str = "404 page not found\n";
@@ -111,12 +115,7 @@ async fn respond(
         Route::Activate(reply) => return ok_response(reply),
         Route::Handler(h) => h,
     };
-    // The handler runs on its own task: a panic in plugin code becomes a
-    // 500 instead of a dropped connection (which Docker would retry, body
-    // and all), and a call the engine gave up on still runs to the end
-    // rather than stopping half-way through, say, creating a volume.
-    let task = tokio::spawn(handler(body));
-    match task.await {
+    match Contained(Some(handler(body))).await {
         Ok(Ok(reply)) => ok_response(reply),
         Ok(Err(e)) => {
             if e.status().is_server_error() {
@@ -124,8 +123,8 @@ async fn respond(
             }
             error_response(&e)
         }
-        Err(join) => {
-            tracing::error!(method, error = %join, "plugin handler panicked");
+        Err(panic) => {
+            tracing::error!(method, error = %panic, "plugin handler panicked");
             error_response(&PluginError::new(format!(
                 "{method}: plugin handler panicked"
             )))
@@ -149,7 +148,59 @@ fn closing(mut resp: Response<OutBody>) -> Response<OutBody> {
     resp
 }
 
-fn ok_response(reply: crate::Reply) -> Response<OutBody> {
+/// A handler run as if on a task of its own, without one: a panic in
+/// plugin code becomes a 500 instead of a dropped connection (which Docker
+/// would retry, body and all), and if the call is dropped before the
+/// handler finishes (the engine hung up, or gave up at its timeout), the
+/// rest is spawned, so it runs to the end rather than stopping half-way
+/// through, say, creating a volume. Polling it on the connection's task
+/// saves a task and a wake-up of another worker thread on every call.
+struct Contained(Option<BoxFuture<Result<Reply, PluginError>>>);
+
+impl Future for Contained {
+    /// The handler's result, or the panic's message.
+    type Output = Result<Result<Reply, PluginError>, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(handler) = self.0.as_mut() else {
+            return Poll::Ready(Err("polled after completion".to_owned()));
+        };
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)));
+        let out = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => Ok(result),
+            Err(payload) => Err(panic_message(payload.as_ref())),
+        };
+        // Finished or panicked: nothing is left to hand over on drop.
+        self.0 = None;
+        Poll::Ready(out)
+    }
+}
+
+impl Drop for Contained {
+    fn drop(&mut self) {
+        if let Some(rest) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = rest.await;
+            });
+        }
+    }
+}
+
+/// A panic's message, as tokio's `JoinError` shows it.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}
+
+fn ok_response(reply: Reply) -> Response<OutBody> {
     let mut resp = Response::new(OutBody::from_reply(reply.body));
     resp.headers_mut().insert(CT, reply.content_type);
     resp

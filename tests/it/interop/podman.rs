@@ -303,7 +303,7 @@ fn memvol_client(socket: &Path) -> Client {
 
 /// The volumes memvol holds.
 async fn memvol_volumes(c: &Client) -> Vec<String> {
-    let list = c.request(&ListRequest {}).await.unwrap();
+    let list = c.call(&ListRequest {}).await.unwrap();
     list.volumes.into_iter().map(|v| v.name).collect()
 }
 
@@ -350,13 +350,10 @@ async fn podman_uses_memvol() {
         opts: o,
     };
     state
-        .request(&again(opts(&[("k", "v"), ("size", "1g")])))
+        .call(&again(opts(&[("k", "v"), ("size", "1g")])))
         .await
         .unwrap();
-    let e = state
-        .request(&again(opts(&[("k", "v")])))
-        .await
-        .unwrap_err();
+    let e = state.call(&again(opts(&[("k", "v")]))).await.unwrap_err();
     assert!(e.to_string().contains("different options"), "{e}");
 
     let ls = podman

@@ -109,9 +109,10 @@ async fn errors(driver: &VolumeDriver) {
     let e = driver.remove("missing").await.unwrap_err();
     assert_eq!(e.to_string(), "VolumeDriver.Remove: volume not found");
 
-    let client = driver.plugin().client().expect("activated");
+    let client = driver.plugin().client();
     let e = client
-        .call_bytes("VolumeDriver.Get", Bytes::from_static(b"{bad"))
+        .call("VolumeDriver.Get")
+        .body(Bytes::from_static(b"{bad"))
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(400), "{e:?}");
@@ -121,7 +122,8 @@ async fn errors(driver: &VolumeDriver) {
     );
 
     let e = client
-        .call_bytes("VolumeDriver.Nope", Bytes::from_static(b"{}\n"))
+        .call("VolumeDriver.Nope")
+        .body(Bytes::from_static(b"{}\n"))
         .await
         .unwrap_err();
     assert!(e.is_not_found(), "{e:?}");

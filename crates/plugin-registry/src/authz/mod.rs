@@ -383,10 +383,8 @@ impl AuthzChain {
                 .get(name, kinds::AUTHZ)
                 .await
                 .map_err(|e| e.to_string())?;
-            let client = plugin
-                .client()
-                .ok_or_else(|| format!("plugin {name} is not activated"))?;
-            client.request(message).await.map_err(|e| e.to_string())
+            let reply = plugin.client().call(message).await;
+            reply.map_err(|e| e.to_string())
         };
         let reply = match self.inner.options.call_timeout {
             Some(bound) => tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
