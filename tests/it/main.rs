@@ -13,6 +13,7 @@ mod discovery;
 mod engine;
 mod faults;
 mod hostile;
+mod hostile_engines;
 mod interop;
 mod kit;
 mod listen;

@@ -1,14 +1,29 @@
 //! Replays the committed fuzz corpus (`fuzz/corpus/<target>/*`) through the
-//! fuzz target bodies in `plugin_proto::fuzzing`, on stable and without
-//! libFuzzer, so every seed and every crash ever found stays a regression
-//! test.
+//! fuzz target bodies in `plugin_proto::fuzzing`, `plugin_server::fuzzing`
+//! and `plugin_registry::fuzzing`, on stable and without libFuzzer, so every seed
+//! and every crash ever found stays a regression test.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::panic;
 use std::path::{Path, PathBuf};
 
-use plugin_proto::fuzzing::TARGETS;
+/// A target: its name and body.
+type Target = (&'static str, fn(&[u8]));
+
+/// Every target of every crate, with the crate whose `fuzzing` module holds it.
+fn targets() -> impl Iterator<Item = (&'static str, &'static Target)> {
+    let proto = plugin_proto::fuzzing::TARGETS
+        .iter()
+        .map(|t| ("plugin_proto", t));
+    let server = plugin_server::fuzzing::TARGETS
+        .iter()
+        .map(|t| ("plugin_server", t));
+    let registry = plugin_registry::fuzzing::TARGETS
+        .iter()
+        .map(|t| ("plugin_registry", t));
+    proto.chain(server).chain(registry)
+}
 
 fn corpus_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus")
@@ -31,7 +46,7 @@ fn corpus_files(target: &str) -> Vec<PathBuf> {
 
 #[test]
 fn every_fuzz_target_has_a_non_empty_corpus() {
-    for (name, _) in TARGETS {
+    for (_, (name, _)) in targets() {
         assert!(
             !corpus_files(name).is_empty(),
             "fuzz/corpus/{name}/ is missing or empty: add seeds for the target"
@@ -41,7 +56,7 @@ fn every_fuzz_target_has_a_non_empty_corpus() {
 
 #[test]
 fn every_corpus_directory_belongs_to_a_target() {
-    let targets: BTreeSet<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
+    let targets: BTreeSet<&str> = targets().map(|(_, (n, _))| *n).collect();
     let root = corpus_root();
     for entry in fs::read_dir(&root).unwrap_or_else(|e| panic!("{}: {e}", root.display())) {
         let path = entry.expect("corpus entry").path();
@@ -52,7 +67,8 @@ fn every_corpus_directory_belongs_to_a_target() {
             .into_owned();
         assert!(
             path.is_dir() && targets.contains(name.as_str()),
-            "fuzz/corpus/{name} is not the corpus of a target in plugin_proto::fuzzing::TARGETS \
+            "fuzz/corpus/{name} is not the corpus of a target in the TARGETS of \
+             plugin_proto::fuzzing, plugin_server::fuzzing or plugin_registry::fuzzing \
              (it would never be replayed)"
         );
     }
@@ -61,12 +77,12 @@ fn every_corpus_directory_belongs_to_a_target() {
 #[test]
 fn every_fuzz_target_has_a_libfuzzer_entry() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/fuzz_targets");
-    for (name, _) in TARGETS {
+    for (krate, (name, _)) in targets() {
         let file = dir.join(format!("{name}.rs"));
         let text = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert!(
-            text.contains(&format!("plugin_proto::fuzzing::{name}(")),
-            "{} does not call plugin_proto::fuzzing::{name}",
+            text.contains(&format!("{krate}::fuzzing::{name}(")),
+            "{} does not call {krate}::fuzzing::{name}",
             file.display()
         );
     }
@@ -76,7 +92,7 @@ fn every_fuzz_target_has_a_libfuzzer_entry() {
 fn corpus_replays_without_panics() {
     let mut failures = Vec::new();
     let mut replayed = 0;
-    for (name, target) in TARGETS {
+    for (_, (name, target)) in targets() {
         for file in corpus_files(name) {
             let data = fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             // Each panic is reported (with its message on stderr) and the

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use crate::gojson;
+use crate::log;
 use crate::retry::{self, RetryPolicy};
 use crate::spec::{self, PluginJson};
 use crate::{
@@ -33,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("args_roundtrip", args_roundtrip),
     ("backoff_schedule", backoff_schedule),
     ("json_go_model", json_go_model),
+    ("log_frames", log_frames),
     ("spec_roundtrip", spec_roundtrip),
 ];
 
@@ -378,10 +380,11 @@ pub fn args_roundtrip(data: &[u8]) {
     }
 }
 
-/// JSON equality where floats may differ in their last bit: serde_json
-/// parses floats fast rather than exactly unless its `float_roundtrip`
-/// feature is on, which this workspace does not need.
-fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+/// JSON equality where floats may differ in their last bits (2 ULP):
+/// serde_json parses floats fast rather than exactly unless its
+/// `float_roundtrip` feature is on, which this workspace does not need.
+/// Also used by `plugin_server::fuzzing`.
+pub fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value as V;
     match (a, b) {
         (V::Number(x), V::Number(y)) if x.is_f64() || y.is_f64() => {
@@ -427,6 +430,98 @@ impl Input<'_> {
     }
     fn duration(&mut self) -> Duration {
         Duration::new(self.u64(), self.u32() % 1_000_000_000)
+    }
+}
+
+/// The frame cap `log_frames` decodes with: small, so inputs reach it.
+const LOG_FRAME_LIMIT: usize = 256;
+
+/// A log entry stream (length-prefixed protobuf `LogEntry` frames, as the
+/// daemon writes to a log driver's FIFO) from arbitrary bytes. The first
+/// byte sets the size of the pieces the stream arrives in; the rest is the
+/// stream. Never panics; [`log::FrameDecoder`] fed piece by piece yields
+/// exactly the entries, and the error, that [`log::decode_frame_with_limit`]
+/// gives on the whole stream, so how a read splits the stream never
+/// matters; a frame over the cap is an error as soon as its prefix is in;
+/// every entry decoded encodes ([`log::encode_frame`]) to a frame that
+/// decodes back equal, taking all of its bytes.
+pub fn log_frames(data: &[u8]) {
+    let Some((&piece, stream)) = data.split_first() else {
+        return;
+    };
+    let piece = usize::from(piece).max(1);
+
+    // The whole stream at once.
+    let mut whole = Vec::new();
+    let mut rest = stream;
+    let whole_end = loop {
+        match log::decode_frame_with_limit(rest, LOG_FRAME_LIMIT) {
+            Ok(log::Frame::Entry { entry, consumed }) => {
+                assert!(consumed >= log::FRAME_HEADER_LEN && consumed <= rest.len());
+                rest = &rest[consumed..];
+                whole.push(entry);
+            }
+            Ok(log::Frame::Incomplete { needed }) => {
+                assert!(
+                    needed > rest.len(),
+                    "incomplete with {needed} of {} in",
+                    rest.len()
+                );
+                break Ok(rest.len());
+            }
+            Err(e) => {
+                if let log::LogError::FrameTooLarge { len, max } = &e {
+                    assert_eq!(*max, LOG_FRAME_LIMIT);
+                    assert!(*len > LOG_FRAME_LIMIT as u64);
+                }
+                break Err(e);
+            }
+        }
+    };
+
+    // The same stream in pieces.
+    let mut decoder = log::FrameDecoder::with_limit(LOG_FRAME_LIMIT);
+    let mut pieces = Vec::new();
+    let mut streamed_end = None;
+    'feed: for chunk in stream.chunks(piece) {
+        decoder.push(chunk);
+        loop {
+            match decoder.next_entry() {
+                Ok(Some(entry)) => pieces.push(entry),
+                Ok(None) => break,
+                Err(e) => {
+                    streamed_end = Some(Err(e));
+                    break 'feed;
+                }
+            }
+        }
+    }
+    let streamed_end = streamed_end.unwrap_or(Ok(decoder.pending()));
+    assert_eq!(
+        pieces, whole,
+        "entries differ when the stream comes in pieces of {piece}"
+    );
+    assert_eq!(
+        streamed_end, whole_end,
+        "the stream ends differently in pieces of {piece}"
+    );
+
+    for entry in &whole {
+        let mut frame = Vec::new();
+        if log::encode_frame(entry, &mut frame).is_err() {
+            panic!("an entry decoded from a capped frame does not encode: {entry:?}");
+        }
+        assert_eq!(frame.len(), log::FRAME_HEADER_LEN + entry.encoded_len());
+        match log::decode_frame(&frame) {
+            Ok(log::Frame::Entry {
+                entry: again,
+                consumed,
+            }) => {
+                assert_eq!(&again, entry, "round trip through {frame:?}");
+                assert_eq!(consumed, frame.len());
+            }
+            other => panic!("an encoded entry does not decode ({other:?}): {frame:?}"),
+        }
     }
 }
 

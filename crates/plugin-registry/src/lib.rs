@@ -55,6 +55,8 @@
 pub mod authz;
 mod error;
 mod event;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod getter;
 mod handler;
 mod ipam;

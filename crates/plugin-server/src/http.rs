@@ -8,13 +8,19 @@
 //! - Replies carry `Content-Type: application/vnd.docker.plugins.v1.1+json`.
 //! - A [`PluginError`] is its status (500 unless chosen) with
 //!   `{"Err":"<message>"}`; a body that does not decode is a 400 the same
-//!   way; a body over the limit is a 413.
+//!   way; a body over the limit is a 413 (refused from its
+//!   `Content-Length` before any of it is read, or stopped at the cap
+//!   while reading a chunked one), a body that does not arrive within the
+//!   body-read timeout a 408; both close the connection, since the rest of
+//!   the body is never read.
+//! - The body is read (within those limits) before the method is looked
+//!   up, so no answer leaves an unread body for the next request to trip
+//!   on.
 //! - An unknown method is Go's `404 page not found\n` (text/plain), byte
 //!   for byte what go-plugins-helpers' mux answers, so engines see the
 //!   familiar `<Method>: 404 page not found` and libnetwork's
 //!   `IsNotFound` treats optional methods as absent.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
@@ -23,11 +29,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_TYPE as CT};
+use http::header::{ALLOW, CONNECTION, CONTENT_TYPE as CT};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use crate::conn::Limits;
 use crate::plugin::{BoxFuture, Route};
 use crate::reply::{CONTENT_TYPE, OutBody};
 use crate::{Plugin, PluginError, Reply};
@@ -37,9 +45,9 @@ const NOT_FOUND_BODY: &str = "404 page not found\n";
 
 pub(crate) async fn handle(
     plugin: Arc<Plugin>,
-    max_body: usize,
+    limits: Limits,
     req: Request<Incoming>,
-) -> Result<Response<OutBody>, Infallible> {
+) -> Response<OutBody> {
     let start = Instant::now();
     let method = req
         .uri()
@@ -47,26 +55,56 @@ pub(crate) async fn handle(
         .strip_prefix('/')
         .unwrap_or(req.uri().path())
         .to_owned();
-    let resp = respond(&plugin, max_body, &method, req).await;
+    let resp = respond(&plugin, limits, &method, req).await;
     tracing::debug!(
         method = %method,
         status = resp.status().as_u16(),
         elapsed_us = start.elapsed().as_micros() as u64,
         "plugin call"
     );
-    Ok(resp)
+    resp
 }
 
 async fn respond(
     plugin: &Plugin,
-    max_body: usize,
+    limits: Limits,
     method: &str,
     req: Request<Incoming>,
 ) -> Response<OutBody> {
-    if req.method() != Method::POST {
+    let max_body = limits.max_body;
+    let req_method = req.method().clone();
+    if req.body().size_hint().lower() > max_body as u64 {
+        return closing(error_response(&too_large(max_body)));
+    }
+    let read = Limited::new(req.into_body(), max_body).collect();
+    let read = match limits.body_read_timeout {
+        Some(limit) => match tokio::time::timeout(limit, read).await {
+            Ok(r) => r,
+            Err(_) => {
+                return closing(error_response(&PluginError::with_status(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("request body not received within {limit:?}"),
+                )));
+            }
+        },
+        None => read.await,
+    };
+    let body = match read {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return closing(error_response(&too_large(max_body)));
+        }
+        Err(e) => {
+            return closing(error_response(&PluginError::with_status(
+                StatusCode::BAD_REQUEST,
+                format!("reading request body: {e}"),
+            )));
+        }
+    };
+    if req_method != Method::POST {
         let mut resp = error_response(&PluginError::with_status(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {} not allowed: plugin calls are POST", req.method()),
+            format!("method {req_method} not allowed: plugin calls are POST"),
         ));
         resp.headers_mut()
             .insert(ALLOW, HeaderValue::from_static("POST"));
@@ -76,21 +114,6 @@ async fn respond(
         Route::NotFound => return not_found(),
         Route::Activate(reply) => return ok_response(reply),
         Route::Handler(h) => h,
-    };
-    let body = match Limited::new(req.into_body(), max_body).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return error_response(&PluginError::with_status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body larger than {max_body} bytes"),
-            ));
-        }
-        Err(e) => {
-            return error_response(&PluginError::with_status(
-                StatusCode::BAD_REQUEST,
-                format!("reading request body: {e}"),
-            ));
-        }
     };
     match Contained(Some(handler(body))).await {
         Ok(Ok(reply)) => ok_response(reply),
@@ -107,6 +130,22 @@ async fn respond(
             )))
         }
     }
+}
+
+fn too_large(max_body: usize) -> PluginError {
+    PluginError::with_status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body larger than {max_body} bytes"),
+    )
+}
+
+/// Marks `resp` as the connection's last: the request's body was not read
+/// to its end, so what follows on the stream cannot be trusted as the next
+/// request.
+fn closing(mut resp: Response<OutBody>) -> Response<OutBody> {
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// A handler run as if on a task of its own, without one: a panic in

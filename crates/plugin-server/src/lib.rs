@@ -61,15 +61,30 @@
 //! exactly what go-plugins-helpers' mux answers; HTTP/1.1 with keep-alive
 //! and no idle timeout (Docker pools connections indefinitely).
 //!
+//! Limits against callers that are slow, broken or hostile (anything that
+//! can reach the socket), each set on [`Server`] with a documented default:
+//! a request head must arrive within [`Server::header_read_timeout`] of its
+//! first byte (`408`), its body within [`Server::body_read_timeout`] of the
+//! head (`408`); heads over [`Server::max_header_bytes`] are `431`, bodies
+//! over [`Server::max_request_body`] `413` (refused before they are read);
+//! bytes that are not HTTP are `400`; connections beyond
+//! [`Server::max_connections`] are answered `503 {"Err":"plugin is busy:
+//! …"}`. Each of these closes the connection; no other connection notices.
+//!
 //! **What it must never do:** depend on the engine side
 //! (`plugin-discovery`, `plugin-client`, `plugin-registry`) — a plugin does
-//! not carry the engine; remove a file it did not create; or let a handler
-//! panic take a connection down (it becomes a 500).
+//! not carry the engine; remove a file it did not create; let a handler
+//! panic take a connection down (it becomes a 500); or let one caller's
+//! bytes (or lack of them) hold memory beyond the caps or keep others
+//! from being served.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod config;
+mod conn;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod http;
 mod listen;
 mod plugin;
@@ -96,7 +111,10 @@ pub use metrics::MetricsCollector;
 pub use network::NetworkDriver;
 pub use plugin::{Plugin, PluginBuilder, decode_request};
 pub use reply::{CONTENT_TYPE, Reply};
-pub use serve::{DEFAULT_MAX_REQUEST_BODY, DEFAULT_SHUTDOWN_TIMEOUT, Server};
+pub use serve::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_BODY, DEFAULT_SHUTDOWN_TIMEOUT, Server,
+};
 pub use spec::SpecFile;
 pub use systemd::SystemdError;
 pub use tls::{TlsConfig, TlsError};

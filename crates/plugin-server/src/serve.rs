@@ -1,19 +1,17 @@
-//! The server: accept loops, one HTTP/1.1 connection task per client, and
-//! the shutdown sequence that leaves no stale socket behind.
+//! The server: accept loops, one HTTP/1.1 connection task per client (at
+//! most [`Server::max_connections`] of them), and the shutdown sequence
+//! that leaves no stale socket behind.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::conn::{self, Limits};
 use crate::listen::{Listener, OwnedFile, Socket};
 use crate::plugin::BoxFuture;
 use crate::{Bound, Plugin, ServeError, SpecFile, TlsConfig};
@@ -24,6 +22,25 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default cap on request bodies (authz requests carry the engine's
 /// request bodies, which Docker caps at 1 MiB).
 pub const DEFAULT_MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+
+/// How long a request head may take to arrive, from its first byte, by
+/// default. Docker's client writes a head in one go.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request body may take to arrive, from the end of its head,
+/// by default.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default cap on a request head (request line and headers). Docker's
+/// heads are a few hundred bytes.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// How many connections are served at once, by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// How many connections over the limit are answered `503` at once; more
+/// are closed unanswered, so a flood costs a bounded number of tasks.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 
 /// How long a TLS handshake may take before the connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,13 +53,14 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// file this server created — if they are still the files it created.
 #[must_use = "a server does nothing until `serve` is awaited"]
 pub struct Server {
-    plugin: Arc<Plugin>,
+    pub(crate) plugin: Arc<Plugin>,
     tls: Option<TlsConfig>,
     spec: Option<SpecFile>,
     shutdown_timeout: Duration,
     signals: bool,
     shutdown: Option<BoxFuture<()>>,
-    max_body: usize,
+    pub(crate) limits: Limits,
+    max_connections: usize,
 }
 
 impl fmt::Debug for Server {
@@ -53,14 +71,18 @@ impl fmt::Debug for Server {
             .field("spec", &self.spec)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("signals", &self.signals)
-            .field("max_body", &self.max_body)
+            .field("limits", &self.limits)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
 
 impl Server {
     /// A server for `plugin` with the defaults: no TLS, no spec file,
-    /// SIGINT and SIGTERM handled, [`DEFAULT_SHUTDOWN_TIMEOUT`].
+    /// SIGINT and SIGTERM handled, [`DEFAULT_SHUTDOWN_TIMEOUT`], and the
+    /// limits [`DEFAULT_MAX_CONNECTIONS`], [`DEFAULT_HEADER_READ_TIMEOUT`],
+    /// [`DEFAULT_BODY_READ_TIMEOUT`], [`DEFAULT_MAX_HEADER_BYTES`] and
+    /// [`DEFAULT_MAX_REQUEST_BODY`].
     pub fn new(plugin: impl Into<Arc<Plugin>>) -> Server {
         Server {
             plugin: plugin.into(),
@@ -69,7 +91,13 @@ impl Server {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             signals: true,
             shutdown: None,
-            max_body: DEFAULT_MAX_REQUEST_BODY,
+            limits: Limits {
+                max_body: DEFAULT_MAX_REQUEST_BODY,
+                max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+                header_read_timeout: Some(DEFAULT_HEADER_READ_TIMEOUT),
+                body_read_timeout: Some(DEFAULT_BODY_READ_TIMEOUT),
+            },
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 
@@ -107,9 +135,58 @@ impl Server {
         self
     }
 
-    /// The largest request body accepted (larger ones are answered 413).
+    /// The largest request body accepted. A larger one is answered `413`
+    /// and the connection closed: refused from its `Content-Length` before
+    /// any of it is read, or stopped at the cap while reading a chunked
+    /// one, so no more than `bytes` of it is ever buffered.
     pub fn max_request_body(mut self, bytes: usize) -> Server {
-        self.max_body = bytes;
+        self.limits.max_body = bytes;
+        self
+    }
+
+    /// The largest request head (request line and headers) accepted; a
+    /// larger one is answered `431` and the connection closed. Default
+    /// [`DEFAULT_MAX_HEADER_BYTES`].
+    pub fn max_header_bytes(mut self, bytes: usize) -> Server {
+        self.limits.max_header_bytes = bytes;
+        self
+    }
+
+    /// How long a request head may take to arrive, counted from its first
+    /// byte; a head still incomplete then is answered `408` and the
+    /// connection closed (`None`: no limit). Default
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`].
+    ///
+    /// An idle keep-alive connection, with no byte of a next request, is
+    /// never timed out: Docker's client keeps connections pooled, and one
+    /// closed under it may be reused for a call that Docker then resends
+    /// with an empty body (moby#33412).
+    pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Server {
+        self.limits.header_read_timeout = timeout.into();
+        self
+    }
+
+    /// How long a request body may take to arrive, counted from the end of
+    /// its head; a body still incomplete then is answered `408` and the
+    /// connection closed (`None`: no limit). Default
+    /// [`DEFAULT_BODY_READ_TIMEOUT`].
+    pub fn body_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Server {
+        self.limits.body_read_timeout = timeout.into();
+        self
+    }
+
+    /// How many connections are served at once, over all listeners
+    /// (at least 1). A connection over the limit is accepted, its request
+    /// answered `503` with `{"Err":"plugin is busy: …"}`, and closed; the
+    /// engine sees `<Method>: plugin is busy: …` and does not retry. Up to
+    /// 64 such answers are in flight at once; connections beyond those are
+    /// closed unanswered. Default [`DEFAULT_MAX_CONNECTIONS`].
+    ///
+    /// Idle keep-alive connections count, since they are never timed out:
+    /// keep the limit well above the number of engines (each pools a few
+    /// connections).
+    pub fn max_connections(mut self, n: usize) -> Server {
+        self.max_connections = n.max(1);
         self
     }
 
@@ -147,7 +224,8 @@ impl Server {
             shutdown_timeout,
             signals,
             shutdown,
-            max_body,
+            limits,
+            max_connections,
         } = self;
         let first = listeners.first().ok_or(ServeError::NoListener)?;
         if tls.is_some() && listeners.iter().any(Listener::is_unix) {
@@ -223,13 +301,36 @@ impl Server {
         tracing::info!(address = %first_addr, implements = ?plugin.manifest().implements, "plugin serving");
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        let permits = Arc::new(Semaphore::new(max_connections));
+        let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
+        let mut at_limit = false;
         let mut conns = JoinSet::new();
         loop {
             tokio::select! {
                 biased;
                 () = &mut stop => break,
                 Some(conn) = conn_rx.recv() => {
-                    conns.spawn(serve_conn(conn, plugin.clone(), max_body, acceptor.clone(), stop_rx.clone()));
+                    let mode = match permits.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            at_limit = false;
+                            Mode::Serve(plugin.clone(), permit)
+                        }
+                        Err(_) => {
+                            // Once per episode: a flood must not flood the log.
+                            if !at_limit {
+                                tracing::warn!(max_connections, "connection limit reached; refusing connections with 503");
+                                at_limit = true;
+                            }
+                            match refusals.clone().try_acquire_owned() {
+                                Ok(permit) => Mode::Refuse(max_connections, permit),
+                                Err(_) => {
+                                    tracing::debug!("too many refusals in flight; closing a connection unanswered");
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    conns.spawn(serve_conn(conn, mode, limits, acceptor.clone(), stop_rx.clone()));
                 }
                 Some(done) = conns.join_next(), if !conns.is_empty() => {
                     if let Err(e) = done && e.is_panic() {
@@ -299,16 +400,23 @@ enum Conn {
     Tcp(TcpStream),
 }
 
+/// What a connection task does with its connection; the permit it holds
+/// is released when the task ends.
+enum Mode {
+    Serve(Arc<Plugin>, OwnedSemaphorePermit),
+    Refuse(usize, OwnedSemaphorePermit),
+}
+
 async fn serve_conn(
     conn: Conn,
-    plugin: Arc<Plugin>,
-    max_body: usize,
+    mode: Mode,
+    limits: Limits,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) {
     match (conn, tls) {
-        (Conn::Unix(s), _) => drive(s, plugin, max_body, stop).await,
-        (Conn::Tcp(s), None) => drive(s, plugin, max_body, stop).await,
+        (Conn::Unix(s), _) => drive(s, mode, limits, stop).await,
+        (Conn::Tcp(s), None) => drive(s, mode, limits, stop).await,
         (Conn::Tcp(s), Some(acceptor)) => {
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(s));
             let stream = tokio::select! {
@@ -316,7 +424,7 @@ async fn serve_conn(
                 () = stopped(&mut stop) => return,
             };
             match stream {
-                Ok(Ok(tls_stream)) => drive(tls_stream, plugin, max_body, stop).await,
+                Ok(Ok(tls_stream)) => drive(tls_stream, mode, limits, stop).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
             }
@@ -324,31 +432,14 @@ async fn serve_conn(
     }
 }
 
-async fn drive<I>(io: I, plugin: Arc<Plugin>, max_body: usize, mut stop: watch::Receiver<bool>)
+async fn drive<I>(io: I, mode: Mode, limits: Limits, mut stop: watch::Receiver<bool>)
 where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| crate::http::handle(plugin.clone(), max_body, req));
-    let mut builder = http1::Builder::new();
-    builder
-        .keep_alive(true)
-        // No header-read timeout: it would also close idle keep-alive
-        // connections, and Docker's client keeps them pooled forever; a
-        // request written to a connection the server just closed is one
-        // Docker retries with an empty body (moby#33412).
-        .header_read_timeout(None);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = stopped(&mut stop) => {
-            // Finish the call in flight, if any, then close; an idle
-            // connection closes at once.
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    match mode {
+        Mode::Serve(plugin, _permit) => {
+            conn::serve(io, plugin, limits, async move { stopped(&mut stop).await }).await;
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "connection ended with an error");
+        Mode::Refuse(max_connections, _permit) => conn::refuse(io, limits, max_connections).await,
     }
 }

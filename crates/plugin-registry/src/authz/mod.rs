@@ -37,7 +37,7 @@
 //! show a plugin the `Authorization` or registry credential headers.
 
 mod error;
-mod rules;
+pub(crate) mod rules;
 #[cfg(feature = "tower")]
 mod tower;
 
