@@ -143,7 +143,12 @@ impl Error {
     /// more than that the time ran out. `last`'s kind and flags are kept,
     /// so a call that never connected is still [`is_connect`](Self::is_connect),
     /// and `last` is the source.
-    pub(crate) fn past_deadline(method: &str, within: Duration, last: Error, show_last: bool) -> Error {
+    pub(crate) fn past_deadline(
+        method: &str,
+        within: Duration,
+        last: Error,
+        show_last: bool,
+    ) -> Error {
         let mut text = format!("{method}: no answer within {}", go_duration(within));
         if show_last {
             text.push_str(&format!(": {last}"));

@@ -76,8 +76,8 @@ mod tls;
 
 pub use body::{ReplyBody, SendBody};
 pub use builder::{
-    ClientBuilder, DEFAULT_DIAL_TIMEOUT, DEFAULT_MAX_REPLY_SIZE,
-    DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE, FailureHook, IntoAddress,
+    ClientBuilder, DEFAULT_DIAL_TIMEOUT, DEFAULT_MAX_REPLY_SIZE, DEFAULT_POOL_IDLE_TIMEOUT,
+    DEFAULT_POOL_MAX_IDLE, FailureHook, IntoAddress,
 };
 pub use client::Client;
 pub use connect::{DialFuture, PluginIo, Transport};
