@@ -1213,11 +1213,12 @@ async fn the_opt_in_forwards_oversized_bodies_unshown_and_tells_the_plugins() {
 }
 
 /// Found by the soak (`cargo xtask soak`): with a `call_timeout` shorter
-/// than the registry's retry schedule, the timeout drops the client's
-/// retry loop before it evicts a dead plugin (D11), so a plugin restarted
-/// at another address was never looked up again and every request was
-/// refused for good. A plugin whose files now name another address is
-/// looked up again after a timed-out call.
+/// than the registry's retry schedule, the chain's timer dropped the
+/// client's retry loop before it evicted a dead plugin (D11), so a plugin
+/// restarted at another address was never looked up again and every
+/// request was refused for good. The chain now bounds each call with the
+/// client's deadline, which ends the retries itself and lets the registry
+/// evict the plugin.
 #[tokio::test]
 async fn a_wedged_plugin_restarted_elsewhere_is_used_again_after_a_timeout() {
     let tree = PluginTree::new();

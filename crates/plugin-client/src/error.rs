@@ -363,6 +363,29 @@ mod tests {
     }
 
     #[test]
+    fn a_deadline_error_says_what_the_call_was_trying() {
+        let refused = Error::connect("dial unix /p.sock: connect: connection refused".into())
+            .with_flags(REFUSED)
+            .with_url("http://plugin.moby.localhost/A.B".into());
+        let e = Error::past_deadline("A.B", Duration::from_millis(1500), refused, true);
+        assert_eq!(
+            e.to_string(),
+            "A.B: no answer within 1.5s: Post \"http://plugin.moby.localhost/A.B\": \
+             dial unix /p.sock: connect: connection refused"
+        );
+        assert!(e.is_deadline() && e.is_timeout() && e.is_connect() && e.is_connection_refused());
+        assert!(
+            e.source()
+                .is_some_and(|s| s.to_string().starts_with("Post "))
+        );
+
+        let cut = Error::transport("context deadline exceeded".into()).with_flags(TIMEOUT);
+        let e = Error::past_deadline("A.B", Duration::from_millis(200), cut, false);
+        assert_eq!(e.to_string(), "A.B: no answer within 200ms");
+        assert!(e.is_deadline() && !e.is_connect() && e.method() == Some("A.B"));
+    }
+
+    #[test]
     fn status_errors_keep_dockers_text() {
         let e = Error::from_status(StatusError::from_reply("A.B", 404, b"404 page not found\n"));
         assert_eq!(e.to_string(), "A.B: 404 page not found\n");
