@@ -37,8 +37,9 @@
 //! `plugin-registry` evicts dead and moved plugins (and announces it as an
 //! event). A call that must end in bounded time sets a
 //! [`deadline`](CallRequest::deadline), which ends its retries itself, so
-//! the hooks still run; a call dropped from outside runs none. The retry loop, [`retry::run`], is the one the registry
-//! also waits for plugins with.
+//! the hooks still run; a call dropped from outside runs none. The retry
+//! loop, [`retry::run`], is the one the registry also waits for plugins
+//! with.
 //!
 //! Every call is a `plugin_call` span and is counted through the `metrics`
 //! facade (calls, errors by class, retries, latency): see [`telemetry`].

@@ -402,7 +402,9 @@ impl AuthzChain {
             // chain's names its bound, and why the plugin was not reached.
             Some(bound) if e.is_deadline() => {
                 let mut text = late(bound);
-                if let (true, Some(last)) = (e.is_connect(), std::error::Error::source(&e)) {
+                if e.is_connect()
+                    && let Some(last) = std::error::Error::source(&e)
+                {
                     text = format!("{text}: {last}");
                 }
                 AuthzError::plugin_failed(name, text)
