@@ -60,18 +60,16 @@ const ESCAPE: [u8; 256] = {
     t
 };
 
-/// Whether a block holds a byte that may need an escape. Branch-free, so
-/// the compiler turns it into a few vector compares.
+/// Whether a block holds no byte that may need an escape. Branch-free, so
+/// the compiler turns it into vector compares; `| 2` and `| 4` fold `<`
+/// with `>` and `"` with `&`, and `& 0xe0` finds the control bytes, which
+/// saves a few instructions per 16 bytes over seven plain comparisons.
 fn block_is_clean(block: &[u8; 32]) -> bool {
-    !block.iter().fold(false, |any, &b| {
-        any | (b < 0x20)
-            | (b == b'"')
-            | (b == b'\\')
-            | (b == b'<')
-            | (b == b'>')
-            | (b == b'&')
-            | (b == 0xe2)
-    })
+    block.iter().fold(0u8, |hits, &b| {
+        hits | u8::from(
+            ((b | 2) == b'>') | ((b | 4) == b'&') | (b == b'\\') | (b == 0xe2) | (b & 0xe0 == 0),
+        )
+    }) == 0
 }
 
 /// Appends `s` as a JSON string with Go's escapes.
