@@ -45,13 +45,7 @@ fn main() -> Result<(), BoxError> {
     if args.scenario() == "plugin-serve" {
         return plugin_serve(&args);
     }
-    let rt = match args.str_or("runtime", "multi") {
-        "multi" => tokio::runtime::Builder::new_multi_thread(),
-        "current" => tokio::runtime::Builder::new_current_thread(),
-        other => return Err(format!("--runtime multi|current, not {other:?}").into()),
-    }
-    .enable_all()
-    .build()?;
+    let rt = plugin_bench::runtime(&args)?;
     // Run on a worker, as an engine's request handlers do: `block_on`
     // alone would poll the scenario on this thread and make every call
     // hop between it and the worker running hyper's connection task.
@@ -430,12 +424,7 @@ impl VolumeDriver for BenchVolumes {
 /// `ready` once the socket listens, and stops when stdin closes.
 fn plugin_serve(args: &Args) -> Result<(), BoxError> {
     let socket = args.str("socket")?.to_owned();
-    let rt = match args.str_or("runtime", "multi") {
-        "multi" => tokio::runtime::Builder::new_multi_thread(),
-        _ => tokio::runtime::Builder::new_current_thread(),
-    }
-    .enable_all()
-    .build()?;
+    let rt = plugin_bench::runtime(args)?;
     rt.block_on(async move {
         let listener = Listener::unix(&socket)?;
         let plugin = Plugin::builder().volume(BenchVolumes).build()?;

@@ -192,12 +192,7 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 /// until stdin closes. See the module docs.
 fn plugin_serve(args: &plugin_bench::Args) -> Result<(), BoxError> {
     let socket = args.str("socket")?.to_owned();
-    let rt = match args.str_or("runtime", "multi") {
-        "multi" => tokio::runtime::Builder::new_multi_thread(),
-        _ => tokio::runtime::Builder::new_current_thread(),
-    }
-    .enable_all()
-    .build()?;
+    let rt = plugin_bench::runtime(args)?;
     std::thread::spawn(|| {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
