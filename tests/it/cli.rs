@@ -752,6 +752,8 @@ async fn doctor_finds_insecure_and_ignored_tls() {
 // demo, usage
 // ---------------------------------------------------------------------------
 
+// Real time: time is not the subject; the bound is on the whole session's
+// work (a plugin served, files written, every command run), not a timer.
 #[tokio::test]
 async fn demo_runs_to_success_and_cleans_up() {
     let start = Instant::now();

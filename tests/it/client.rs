@@ -316,6 +316,8 @@ async fn call_bytes_sends_and_returns_raw_bodies() {
 // Reply cap (divergence: Docker buffers replies of any size)
 // ---------------------------------------------------------------------------
 
+// Real time: the bound is on the work of reading the endless body, which
+// keeps the runtime busy; a paused clock would not move.
 #[tokio::test]
 async fn reply_cap_stops_oversized_replies_while_reading() {
     let dir = tmp();

@@ -135,6 +135,8 @@ async fn failed_activation_is_removed_and_not_sticky_checklist_30() {
     assert_eq!(fake.count(ACTIVATE), 2);
 }
 
+// Real time and two threads: the subject is callers racing on the same
+// handshake, which the 50 ms reply keeps open while they pile up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_gets_make_one_handshake_checklist_31() {
     let tree = PluginTree::new();
@@ -166,6 +168,7 @@ async fn thousand_concurrent_gets_make_one_handshake_checklist_31() {
     assert_eq!(fake.count(ACTIVATE), 1);
 }
 
+// Real time and two threads, as above: racing waiters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_of_a_failing_handshake_share_its_error_divergence_d12() {
     // Docker makes each waiter retry the handshake in turn (3 gets → 3
