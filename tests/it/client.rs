@@ -1452,7 +1452,7 @@ fn counting_hooks(builder: ClientBuilder) -> (ClientBuilder, Arc<AtomicUsize>, A
 /// deadline ends the retries itself: Docker's schedule runs until the next
 /// wait would pass it, then the call fails as a timeout that says what it
 /// tried, and the hook runs as at the end of the retry budget.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_deadline_ends_the_retries_and_still_runs_the_connect_failure_hook() {
     let dir = tmp();
     let path = dir.path().join("stale.sock");
@@ -1468,7 +1468,9 @@ async fn a_deadline_ends_the_retries_and_still_runs_the_connect_failure_hook() {
         .deadline(MS(1500))
         .await
         .unwrap_err();
-    assert!(start.elapsed() < WAIT, "{:?}", start.elapsed());
+    // Attempts at 0 and 1 s; the next, 2 s later, would start past the
+    // deadline, so the call ends at once rather than sleep towards it.
+    assert_eq!(start.elapsed(), MS(1000));
     assert!(
         err.is_deadline() && err.is_timeout() && err.is_connect(),
         "{err:?}"
@@ -1491,7 +1493,7 @@ async fn a_deadline_ends_the_retries_and_still_runs_the_connect_failure_hook() {
 /// A deadline that passes while the plugin holds the request ends the call
 /// with `<method>: no answer within <d>` and runs the timeout hook (the
 /// plugin was reached, so the connect-failure hook does not run).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_deadline_ends_a_call_the_plugin_never_answers_and_runs_the_timeout_hook() {
     let dir = tmp();
     let plugin = unix_plugin(&dir, FakePlugin::builder().on("A.Hang", Reply::hang())).await;
@@ -1500,7 +1502,7 @@ async fn a_deadline_ends_a_call_the_plugin_never_answers_and_runs_the_timeout_ho
     let client = builder.build(plugin.address().as_str(), None).unwrap();
     let start = Instant::now();
     let err = client.call("A.Hang").deadline(MS(200)).await.unwrap_err();
-    assert!(start.elapsed() < WAIT, "{:?}", start.elapsed());
+    assert_eq!(start.elapsed(), MS(200));
     assert!(
         err.is_deadline() && err.is_timeout() && !err.is_connect(),
         "{err:?}"
@@ -1517,6 +1519,7 @@ async fn a_deadline_ends_a_call_the_plugin_never_answers_and_runs_the_timeout_ho
 
     // A call that answers within its deadline is untouched by it.
     plugin.on("A.Hang", Reply::json(200, r#"{"ok":true}"#));
+    let start = Instant::now();
     let out: Value = client
         .call("A.Hang")
         .deadline(MS(2000))
@@ -1524,17 +1527,20 @@ async fn a_deadline_ends_a_call_the_plugin_never_answers_and_runs_the_timeout_ho
         .await
         .unwrap();
     assert_eq!(out, json!({"ok": true}));
+    assert_eq!(start.elapsed(), Duration::ZERO);
 }
 
 /// Per-attempt timeouts that use up the retries (no deadline) run the
 /// timeout hook too: the registry looks at where the plugin now lives.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retried_per_attempt_timeouts_run_the_timeout_hook_once() {
     let dir = tmp();
     let plugin = unix_plugin(&dir, FakePlugin::builder().on("A.Hang", Reply::hang())).await;
     let (builder, connects, timeouts) = counting_hooks(no_retry().timeout(MS(100)));
     let client = builder.build(plugin.address().as_str(), None).unwrap();
+    let start = Instant::now();
     let err = client.call("A.Hang").await.unwrap_err();
+    assert_eq!(start.elapsed(), MS(100));
     assert!(err.is_timeout() && !err.is_deadline(), "{err:?}");
     assert_eq!(timeouts.load(Ordering::SeqCst), 1);
     assert_eq!(connects.load(Ordering::SeqCst), 0);
