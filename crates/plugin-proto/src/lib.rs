@@ -57,6 +57,7 @@ mod gojson;
 mod goquote;
 mod gotime;
 mod gourl;
+mod gowrite;
 mod manifest;
 mod message;
 mod reply;
