@@ -29,8 +29,9 @@
 //! JSON must refuse a body of another `Content-Type` (Docker's
 //! `CheckForJSON`), or the plugins never see what it reads.
 //!
-//! With the `tower` feature, [`AuthzLayer`] puts the chain in front of any
+//! With the `tower` feature, `AuthzLayer` puts the chain in front of any
 //! `tower` service over `http` (hyper, axum).
+#![cfg_attr(feature = "tower", doc = "See [`AuthzLayer`].")]
 //!
 //! **What it must never do:** let a request reach the handler, or a
 //! response reach the client, that every plugin did not approve as it is;
