@@ -10,23 +10,21 @@
 
 use std::fmt;
 use std::future::{Future as _, poll_fn};
-use std::pin::Pin;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::Incoming;
-use hyper_util::client::legacy;
 use plugin_proto::{Address, RetryPolicy, StatusError, TlsOptions, call_url, encode_call_head};
 use tokio::time::Instant;
 
 use crate::body::{Deadline, Payload, ReadError, ReqBody, read_capped};
 use crate::builder::{ClientBuilder, ConnectFailureHook, IntoAddress};
-use crate::classify::classify;
-use crate::connect::{Connector, Transport};
+use crate::connect::Transport;
 use crate::error::{Error, PLUGIN_ERR, TIMEOUT, TOO_LARGE};
+use crate::pool::{Pool, Reply};
 use crate::request::{CallRequest, CallTarget, Options, StreamTarget, token};
 use crate::retry::{self, Failed};
 use crate::telemetry;
@@ -58,7 +56,7 @@ pub struct Client {
 
 /// What the clones of one client share.
 pub(crate) struct Shared {
-    pub(crate) http: legacy::Client<Connector, ReqBody>,
+    pub(crate) pool: Arc<Pool>,
     pub(crate) address: Address,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry: RetryPolicy,
@@ -216,7 +214,7 @@ impl Client {
         method: &str,
         payload: Payload,
         opts: &Options,
-    ) -> Result<(Incoming, Deadline), Error> {
+    ) -> Result<(Reply, Deadline), Error> {
         let shared = &*self.inner;
         let url = call_url(&shared.address, method).map_err(|e| Error::encode(method, e))?;
         let policy = opts.retry.unwrap_or(shared.retry);
@@ -274,11 +272,11 @@ impl Client {
         &self,
         request: http::Request<ReqBody>,
         deadline: &mut Deadline,
-    ) -> Result<http::Response<Incoming>, Error> {
-        let mut reply = self.inner.http.request(request);
+    ) -> Result<http::Response<Reply>, Error> {
+        let mut reply = pin!(self.inner.pool.send(request));
         poll_fn(|cx| {
-            if let Poll::Ready(r) = Pin::new(&mut reply).poll(cx) {
-                return Poll::Ready(r.map_err(classify));
+            if let Poll::Ready(r) = reply.as_mut().poll(cx) {
+                return Poll::Ready(r);
             }
             match deadline.poll_expired(cx) {
                 Some(kind) => Poll::Ready(Err(
@@ -296,9 +294,9 @@ impl Client {
     async fn check_status(
         &self,
         method: &str,
-        reply: http::Response<Incoming>,
+        reply: http::Response<Reply>,
         mut deadline: Deadline,
-    ) -> Result<(Incoming, Deadline), Error> {
+    ) -> Result<(Reply, Deadline), Error> {
         let status = reply.status();
         let mut body = reply.into_body();
         if status == http::StatusCode::OK {

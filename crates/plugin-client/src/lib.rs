@@ -65,6 +65,7 @@ mod classify;
 mod client;
 mod connect;
 mod error;
+mod pool;
 mod request;
 pub mod retry;
 pub mod telemetry;
