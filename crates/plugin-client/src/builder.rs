@@ -16,6 +16,7 @@ use crate::client::{Client, Shared};
 use crate::connect::{Dialer, Target, Transport};
 use crate::error::Error;
 use crate::pool::Pool;
+use crate::telemetry::CallMetrics;
 use crate::tls::LoadedOptions;
 
 /// The default cap on a reply body that a call buffers: 64 MiB.
@@ -259,6 +260,7 @@ impl ClientBuilder {
         let label = self.label.unwrap_or_else(|| Arc::from(address.as_str()));
         Client::from_shared(Shared {
             pool: Arc::new(pool),
+            metrics: CallMetrics::new(label.clone()),
             label,
             address,
             timeout: self.timeout,

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) on_connect_failure: Option<ConnectFailureHook>,
     /// The `plugin` of its spans and metrics.
     pub(crate) label: Arc<str>,
+    /// The keys of its per-call metrics.
+    pub(crate) metrics: telemetry::CallMetrics,
 }
 
 impl fmt::Debug for Client {
@@ -110,6 +112,10 @@ impl Client {
     /// ([`ClientBuilder::label`], else the address).
     pub fn label(&self) -> &str {
         &self.inner.label
+    }
+
+    pub(crate) fn metrics(&self) -> &telemetry::CallMetrics {
+        &self.inner.metrics
     }
 
     /// The plugin's address.
