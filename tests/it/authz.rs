@@ -1213,11 +1213,12 @@ async fn the_opt_in_forwards_oversized_bodies_unshown_and_tells_the_plugins() {
 }
 
 /// Found by the soak (`cargo xtask soak`): with a `call_timeout` shorter
-/// than the registry's retry schedule, the timeout drops the client's
-/// retry loop before it evicts a dead plugin (D11), so a plugin restarted
-/// at another address was never looked up again and every request was
-/// refused for good. A plugin whose files now name another address is
-/// looked up again after a timed-out call.
+/// than the registry's retry schedule, the chain's timer dropped the
+/// client's retry loop before it evicted a dead plugin (D11), so a plugin
+/// restarted at another address was never looked up again and every
+/// request was refused for good. The chain now bounds each call with the
+/// client's deadline, which ends the retries itself and lets the registry
+/// evict the plugin.
 #[tokio::test]
 async fn a_wedged_plugin_restarted_elsewhere_is_used_again_after_a_timeout() {
     let tree = PluginTree::new();
@@ -1253,4 +1254,47 @@ async fn a_wedged_plugin_restarted_elsewhere_is_used_again_after_a_timeout() {
     second.await.expect("bounded").unwrap();
     assert_eq!(moved.count(REQ), 1);
     assert_eq!(wedged.count(REQ), 1);
+}
+
+/// An authorization plugin that died after its activation, with a registry
+/// whose retries outlast the chain's bound: the client's deadline ends the
+/// retries, so the request is denied within the bound saying why, and the
+/// registry forgets the plugin (D11) instead of asking the dead address
+/// again at every request.
+#[tokio::test]
+async fn a_plugin_that_died_denies_within_the_bound_saying_why_and_is_forgotten() {
+    let tree = PluginTree::new();
+    let policy = Policy::default().with_retry(RetryPolicy::with_budget(Duration::from_secs(10)));
+    let registry = Registry::new(tree.registry(), policy);
+    let chain = AuthzChain::with_options(registry.clone(), ["gone"], small());
+    let head = http::Request::post(CREATE).body(()).unwrap().into_parts().0;
+    let socket = tree.path("run/gone.sock");
+    let plugin = FakePlugin::builder()
+        .activate(&["authz"])
+        .on(REQ, Reply::json(200, ALLOW))
+        .unix(&socket)
+        .await;
+    chain.authorize_request(&head, None).await.unwrap();
+    assert_eq!(registry.plugins().len(), 1);
+
+    plugin.shutdown().await;
+    std::fs::remove_file(&socket).ok();
+    let denied = tokio::time::timeout(Duration::from_secs(2), chain.authorize_request(&head, None));
+    let err = denied
+        .await
+        .expect("bounded by the call timeout")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "plugin gone failed with error: AuthZPlugin.AuthZReq: no answer within 200ms: \
+             Post \"http://plugin.moby.localhost/AuthZPlugin.AuthZReq\": dial unix {}: \
+             connect: no such file or directory",
+            socket.display()
+        )
+    );
+    assert!(
+        registry.plugins().is_empty(),
+        "the dead plugin is forgotten"
+    );
 }

@@ -1302,3 +1302,122 @@ async fn typed_calls_take_per_call_settings() {
     // Docker never reads this reply, so garbage in it is no error.
     client.call(&StopMetricsRequest {}).await.unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// The whole call's deadline
+// ---------------------------------------------------------------------------
+
+/// Counts each hook's runs, and checks what each is handed.
+fn counting_hooks(builder: ClientBuilder) -> (ClientBuilder, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let (connects, timeouts) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (c, t) = (connects.clone(), timeouts.clone());
+    let builder = builder
+        .on_connect_failure(Arc::new(move |e: &Error| {
+            assert!(e.is_connect(), "{e}");
+            c.fetch_add(1, Ordering::SeqCst);
+        }))
+        .on_timeout(Arc::new(move |e: &Error| {
+            assert!(e.is_timeout() && !e.is_connect(), "{e}");
+            t.fetch_add(1, Ordering::SeqCst);
+        }));
+    (builder, connects, timeouts)
+}
+
+/// A caller that needs an answer in bounded time used to drop the call
+/// from outside, which also dropped the retry loop before it could run the
+/// connect-failure hook (how the registry evicts a dead plugin). The
+/// deadline ends the retries itself: Docker's schedule runs until the next
+/// wait would pass it, then the call fails as a timeout that says what it
+/// tried, and the hook runs as at the end of the retry budget.
+#[tokio::test]
+async fn a_deadline_ends_the_retries_and_still_runs_the_connect_failure_hook() {
+    let dir = tmp();
+    let path = dir.path().join("stale.sock");
+    stale_socket(&path);
+    // Without the deadline this client would try at 0, 1, 3 and 7 s.
+    let (builder, connects, timeouts) =
+        counting_hooks(Client::builder().retry(RetryPolicy::with_budget(Duration::from_secs(10))));
+    let client = builder.build(Address::unix(&path), None).unwrap();
+    let logs = plugin_tests::logs::capture();
+    let start = Instant::now();
+    let err = client
+        .call("Plugin.Activate")
+        .deadline(MS(1500))
+        .await
+        .unwrap_err();
+    assert!(start.elapsed() < WAIT, "{:?}", start.elapsed());
+    assert!(
+        err.is_deadline() && err.is_timeout() && err.is_connect(),
+        "{err:?}"
+    );
+    assert!(err.is_connection_refused(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Plugin.Activate: no answer within 1.5s: Post \"http://plugin.moby.localhost/Plugin.Activate\": dial unix {}: connect: connection refused",
+            path.display()
+        )
+    );
+    // One retry (after 1 s) fitted; the next (2 s later) would not.
+    let warnings = logs.find(tracing::Level::WARN, "Unable to connect to plugin");
+    assert_eq!(warnings.len(), 1, "{:?}", logs.lines());
+    assert_eq!(connects.load(Ordering::SeqCst), 1);
+    assert_eq!(timeouts.load(Ordering::SeqCst), 0);
+}
+
+/// A deadline that passes while the plugin holds the request ends the call
+/// with `<method>: no answer within <d>` and runs the timeout hook (the
+/// plugin was reached, so the connect-failure hook does not run).
+#[tokio::test]
+async fn a_deadline_ends_a_call_the_plugin_never_answers_and_runs_the_timeout_hook() {
+    let dir = tmp();
+    let plugin = unix_plugin(&dir, FakePlugin::builder().on("A.Hang", Reply::hang())).await;
+    let (builder, connects, timeouts) =
+        counting_hooks(Client::builder().retry(RetryPolicy::with_budget(Duration::from_secs(10))));
+    let client = builder.build(plugin.address().as_str(), None).unwrap();
+    let start = Instant::now();
+    let err = client.call("A.Hang").deadline(MS(200)).await.unwrap_err();
+    assert!(start.elapsed() < WAIT, "{:?}", start.elapsed());
+    assert!(
+        err.is_deadline() && err.is_timeout() && !err.is_connect(),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "A.Hang: no answer within 200ms");
+    assert_eq!(err.method(), Some("A.Hang"));
+    assert_eq!(
+        plugin.count("/A.Hang"),
+        1,
+        "nothing is retried past the deadline"
+    );
+    assert_eq!(timeouts.load(Ordering::SeqCst), 1);
+    assert_eq!(connects.load(Ordering::SeqCst), 0);
+
+    // A call that answers within its deadline is untouched by it.
+    plugin.on("A.Hang", Reply::json(200, r#"{"ok":true}"#));
+    let out: Value = client
+        .call("A.Hang")
+        .deadline(MS(2000))
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(out, json!({"ok": true}));
+}
+
+/// Per-attempt timeouts that use up the retries (no deadline) run the
+/// timeout hook too: the registry looks at where the plugin now lives.
+#[tokio::test]
+async fn retried_per_attempt_timeouts_run_the_timeout_hook_once() {
+    let dir = tmp();
+    let plugin = unix_plugin(&dir, FakePlugin::builder().on("A.Hang", Reply::hang())).await;
+    let (builder, connects, timeouts) = counting_hooks(no_retry().timeout(MS(100)));
+    let client = builder.build(plugin.address().as_str(), None).unwrap();
+    let err = client.call("A.Hang").await.unwrap_err();
+    assert!(err.is_timeout() && !err.is_deadline(), "{err:?}");
+    assert_eq!(timeouts.load(Ordering::SeqCst), 1);
+    assert_eq!(connects.load(Ordering::SeqCst), 0);
+    // A status error runs neither hook.
+    plugin.on("A.Fail", Reply::err("no"));
+    client.call("A.Fail").await.unwrap_err();
+    assert_eq!(timeouts.load(Ordering::SeqCst), 1);
+    assert_eq!(connects.load(Ordering::SeqCst), 0);
+}

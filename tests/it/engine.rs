@@ -14,7 +14,8 @@ use plugin_proto::USER_AGENT_VALUE;
 use plugin_proto::log::{FrameDecoder, LogEntry, PartialLogEntryMetadata, encode_frame};
 use plugin_registry::proto::{GoTime, RetryPolicy};
 use plugin_registry::{
-    IpamDriver, LogDriver, MetricsCollector, NetworkDriver, Plugin, Policy, Registry, VolumeDriver,
+    Event, Eviction, IpamDriver, LogDriver, MetricsCollector, NetworkDriver, Plugin, Policy,
+    Registry, VolumeDriver,
 };
 use plugin_server::{Listener, PluginError, Reply as KitReply, Server};
 use plugin_tests::logs;
@@ -1563,4 +1564,175 @@ async fn proxies_call_through_the_plugins_own_client_so_dead_plugins_are_evicted
     assert!(e.is_connect(), "{e}");
     assert!(reg.plugins().is_empty(), "evicted");
     assert!(metrics.stop_metrics().await.unwrap_err().is_connect());
+}
+
+// ---------------------------------------------------------------------------
+// Calls that time out against a plugin that moved (divergence D11)
+// ---------------------------------------------------------------------------
+
+/// The registry's policy for these tests: one attempt per call, bounded.
+fn bounded_calls(tree: &PluginTree) -> Registry {
+    let mut policy = Policy::default().with_retry(RetryPolicy::none());
+    policy.call_timeout = Some(MS(200));
+    Registry::new(tree.registry(), policy)
+}
+
+/// A plugin restarted on another port while its old instance is wedged
+/// (still accepting, never answering): the proxy's call to the cached
+/// address times out, and since the plugin's spec now names another
+/// address, the registry forgets it, so the next lookup and call reach the
+/// plugin where it now lives. Before, only a connection failure evicted,
+/// and a wedged instance kept every call going to it.
+#[tokio::test]
+async fn a_volume_call_timing_out_where_the_plugin_no_longer_lives_is_followed_by_one_reaching_its_new_home()
+ {
+    let tree = PluginTree::new();
+    let wedged = FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .on("/VolumeDriver.Get", Reply::hang())
+        .tcp()
+        .await;
+    tree.write_spec(0, "mover", &wedged.address());
+    let reg = bounded_calls(&tree);
+    let plugin = reg.get("mover", "VolumeDriver").await.unwrap();
+    let mut events = reg.subscribe();
+
+    let moved = FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .on(
+            "/VolumeDriver.Get",
+            Reply::json(200, r#"{"Volume":{"Name":"v1"}}"#),
+        )
+        .tcp()
+        .await;
+    tree.write_spec(0, "mover", &moved.address());
+
+    let volumes = VolumeDriver::new(&plugin).unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), volumes.get("v1"))
+        .await
+        .expect("bounded by the call timeout")
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(wedged.count("/VolumeDriver.Get"), 1);
+    assert!(reg.plugins().is_empty(), "the wedged plugin is forgotten");
+    match events.try_recv().unwrap() {
+        Event::Evicted {
+            name,
+            reason: Eviction::Moved { error },
+        } => {
+            assert_eq!(name, "mover");
+            assert!(error.contains("context deadline exceeded"), "{error}");
+        }
+        other => panic!("unexpected event {other:?}"),
+    }
+
+    let found = reg.get("mover", "VolumeDriver").await.unwrap();
+    assert_eq!(found.address().as_str(), moved.address());
+    let volume = VolumeDriver::new(&found).unwrap().get("v1").await.unwrap();
+    assert_eq!(volume.unwrap().name, "v1");
+    assert_eq!(moved.count("/VolumeDriver.Get"), 1);
+    assert_eq!(wedged.count("/VolumeDriver.Get"), 1, "not asked again");
+}
+
+/// D11 evicts only a plugin that died or moved: one that is merely slow at
+/// the address its files still name is kept, activated once, and answers
+/// the next call.
+#[tokio::test]
+async fn a_network_call_timing_out_against_a_slow_plugin_at_the_same_address_keeps_it() {
+    let tree = PluginTree::new();
+    let slow = FakePlugin::builder()
+        .activate(&["NetworkDriver"])
+        .on(
+            "/NetworkDriver.CreateNetwork",
+            Reply::delay(Duration::from_secs(2), Reply::json(200, "{}")),
+        )
+        .unix(tree.path("run/slow.sock"))
+        .await;
+    let reg = bounded_calls(&tree);
+    let plugin = reg.get("slow", "NetworkDriver").await.unwrap();
+    let mut events = reg.subscribe();
+    let request = plugin_registry::proto::network::CreateNetworkRequest {
+        network_id: "n1".into(),
+        ..Default::default()
+    };
+    let network = NetworkDriver::new(&plugin).unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), network.create_network(&request))
+        .await
+        .expect("bounded by the call timeout")
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+
+    assert!(events.try_recv().is_err(), "no eviction");
+    let again = reg.get("slow", "NetworkDriver").await.unwrap();
+    assert!(Arc::ptr_eq(&plugin, &again), "the same activated plugin");
+    slow.on("/NetworkDriver.CreateNetwork", Reply::json(200, "{}"));
+    NetworkDriver::new(&again)
+        .unwrap()
+        .create_network(&request)
+        .await
+        .unwrap();
+    assert_eq!(slow.count("/Plugin.Activate"), 1);
+    assert_eq!(slow.count("/NetworkDriver.CreateNetwork"), 2);
+}
+
+/// A direct `plugin.client().call(..)` with a deadline, against a plugin
+/// whose socket vanished (it moved to tcp): the deadline ends the retries
+/// the policy would run for 30 s, the call says it timed out and what it
+/// tried, and the registry still evicts the dead plugin, so the next
+/// lookup finds its new address.
+#[tokio::test]
+async fn a_deadline_cut_call_to_a_vanished_plugin_still_evicts_it() {
+    let tree = PluginTree::new();
+    let socket = tree.path("run/gone.sock");
+    let first = FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .unix(&socket)
+        .await;
+    // Docker's retry budget: without the deadline the call would retry
+    // for 15 s.
+    let policy = Policy::default().with_retry(RetryPolicy::docker());
+    let reg = Registry::new(tree.registry(), policy);
+    let plugin = reg.get("gone", "VolumeDriver").await.unwrap();
+    let mut events = reg.subscribe();
+
+    first.shutdown().await;
+    std::fs::remove_file(&socket).ok();
+    let moved = FakePlugin::builder()
+        .activate(&["VolumeDriver"])
+        .on("/VolumeDriver.List", Reply::json(200, r#"{"Volumes":[]}"#))
+        .tcp()
+        .await;
+    tree.write_spec(0, "gone", &moved.address());
+
+    let start = Instant::now();
+    let list = plugin_registry::proto::volume::ListRequest {};
+    let err = plugin
+        .client()
+        .call(&list)
+        .deadline(MS(300))
+        .await
+        .unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(err.is_deadline() && err.is_connect(), "{err:?}");
+    assert!(
+        err.to_string().starts_with(
+            "VolumeDriver.List: no answer within 300ms: Post \"http://plugin.moby.localhost/VolumeDriver.List\": dial unix "
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        events.try_recv().unwrap(),
+        Event::Evicted {
+            reason: Eviction::Unreachable { .. },
+            ..
+        }
+    ));
+    let found = reg.get("gone", "VolumeDriver").await.unwrap();
+    assert_eq!(found.address().as_str(), moved.address());
+    found.client().call(&list).await.unwrap();
+    assert_eq!(moved.count("/VolumeDriver.List"), 1);
 }

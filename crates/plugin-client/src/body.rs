@@ -333,9 +333,10 @@ impl TimeoutKind {
     }
 }
 
-/// The earlier of an attempt's per-call and whole-exchange deadlines. It
-/// covers the attempt from sending to the last byte of the reply, as Go's
-/// contexts do. No timer exists when neither is set (Docker's default).
+/// The earliest of an attempt's per-call and whole-exchange deadlines and
+/// the whole call's deadline. It covers the attempt from sending to the
+/// last byte of the reply, as Go's contexts do. No timer exists when none
+/// is set (Docker's default).
 pub(crate) struct Deadline(Option<(Pin<Box<Sleep>>, TimeoutKind)>);
 
 impl Deadline {
@@ -343,14 +344,22 @@ impl Deadline {
         start: Instant,
         call: Option<Duration>,
         client: Option<Duration>,
+        until: Option<Instant>,
     ) -> Deadline {
         let pick = match (call, client) {
-            (Some(c), Some(t)) if t < c => Some((t, TimeoutKind::Client)),
-            (Some(c), _) => Some((c, TimeoutKind::Call)),
-            (None, Some(t)) => Some((t, TimeoutKind::Client)),
+            (Some(c), Some(t)) if t < c => Some((start + t, TimeoutKind::Client)),
+            (Some(c), _) => Some((start + c, TimeoutKind::Call)),
+            (None, Some(t)) => Some((start + t, TimeoutKind::Client)),
             (None, None) => None,
         };
-        Deadline(pick.map(|(d, kind)| (Box::pin(tokio::time::sleep_until(start + d)), kind)))
+        // The call's deadline reads as a per-call one: in Go both would be
+        // a context deadline.
+        let pick = match (pick, until) {
+            (Some((at, kind)), Some(u)) if at <= u => Some((at, kind)),
+            (_, Some(u)) => Some((u, TimeoutKind::Call)),
+            (pick, None) => pick,
+        };
+        Deadline(pick.map(|(at, kind)| (Box::pin(tokio::time::sleep_until(at)), kind)))
     }
 
     /// `Some` once the deadline has passed.

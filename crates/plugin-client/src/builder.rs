@@ -33,12 +33,12 @@ pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// `MaxIdleConns = 6`).
 pub const DEFAULT_POOL_MAX_IDLE: usize = 6;
 
-/// Called when a call gives up with a connection-level error
-/// ([`Error::is_connect`]) after its retries: the plugin is gone, or was
-/// never there. `plugin-registry` sets one on the clients of the plugins it
-/// activates to evict those that died (divergence D11) and announce it as
-/// its `Event::Evicted`; see [`ClientBuilder::on_connect_failure`].
-pub type ConnectFailureHook = Arc<dyn Fn(&Error) + Send + Sync>;
+/// Called with the error of a call that gave up without an answer from
+/// the plugin: it could not connect ([`ClientBuilder::on_connect_failure`])
+/// or timed out ([`ClientBuilder::on_timeout`]). `plugin-registry` sets
+/// both on the clients of the plugins it activates, to evict those that
+/// died or moved (divergence D11) and announce it as its `Event::Evicted`.
+pub type FailureHook = Arc<dyn Fn(&Error) + Send + Sync>;
 
 /// Anything that names a plugin address: a string to parse, or an
 /// [`Address`].
@@ -87,7 +87,8 @@ pub struct ClientBuilder {
     pool_idle_timeout: Option<Duration>,
     pool_max_idle: usize,
     dial_timeout: Duration,
-    on_connect_failure: Option<ConnectFailureHook>,
+    on_connect_failure: Option<FailureHook>,
+    on_timeout: Option<FailureHook>,
     label: Option<Arc<str>>,
 }
 
@@ -101,6 +102,7 @@ impl Default for ClientBuilder {
             pool_max_idle: DEFAULT_POOL_MAX_IDLE,
             dial_timeout: DEFAULT_DIAL_TIMEOUT,
             on_connect_failure: None,
+            on_timeout: None,
             label: None,
         }
     }
@@ -116,6 +118,7 @@ impl fmt::Debug for ClientBuilder {
             .field("pool_max_idle", &self.pool_max_idle)
             .field("dial_timeout", &self.dial_timeout)
             .field("on_connect_failure", &self.on_connect_failure.is_some())
+            .field("on_timeout", &self.on_timeout.is_some())
             .field("label", &self.label)
             .finish()
     }
@@ -172,9 +175,10 @@ impl ClientBuilder {
     }
 
     /// Runs `hook` whenever a call gives up with a connection-level error
-    /// ([`Error::is_connect`]) after its retries, just before the call
-    /// returns that error. It runs on the caller's task, so it must be
-    /// quick and must not block.
+    /// ([`Error::is_connect`]) after its retries, or when its
+    /// [`deadline`](crate::CallRequest::deadline) ends them, just before
+    /// the call returns that error. It runs on the caller's task, so it
+    /// must be quick and must not block.
     ///
     /// This is how `plugin-registry` learns that an activated plugin died:
     /// its hook evicts the plugin and sends `Event::Evicted`, which engines
@@ -195,8 +199,23 @@ impl ClientBuilder {
     /// # let _ = (client, lost);
     /// # Ok::<(), plugin_client::Error>(())
     /// ```
-    pub fn on_connect_failure(mut self, hook: ConnectFailureHook) -> ClientBuilder {
+    pub fn on_connect_failure(mut self, hook: FailureHook) -> ClientBuilder {
         self.on_connect_failure = Some(hook);
+        self
+    }
+
+    /// Runs `hook` whenever a call that did connect gives up on a timeout
+    /// ([`Error::is_timeout`]) before a reply arrived: its per-attempt
+    /// [`timeout`](crate::CallRequest::timeout) or the client's, after its
+    /// retries, or its [`deadline`](crate::CallRequest::deadline). A call
+    /// that never connected runs the
+    /// [`on_connect_failure`](Self::on_connect_failure) hook instead. It
+    /// runs on the caller's task, so it must be quick and must not block.
+    ///
+    /// The plugin may be slow, or wedged at an address it has since left;
+    /// `plugin-registry`'s hook tells them apart by the plugin's files.
+    pub fn on_timeout(mut self, hook: FailureHook) -> ClientBuilder {
+        self.on_timeout = Some(hook);
         self
     }
 
@@ -267,6 +286,7 @@ impl ClientBuilder {
             retry: self.retry,
             max_reply_size: self.max_reply_size,
             on_connect_failure: self.on_connect_failure,
+            on_timeout: self.on_timeout,
         })
     }
 }

@@ -21,12 +21,12 @@ use plugin_proto::{Address, RetryPolicy, StatusError, TlsOptions, call_url, enco
 use tokio::time::Instant;
 
 use crate::body::{Deadline, Payload, ReadError, ReqBody, read_capped};
-use crate::builder::{ClientBuilder, ConnectFailureHook, IntoAddress};
+use crate::builder::{ClientBuilder, FailureHook, IntoAddress};
 use crate::connect::Transport;
 use crate::error::{Error, PLUGIN_ERR, TIMEOUT, TOO_LARGE};
 use crate::pool::{Pool, Reply};
 use crate::request::{CallRequest, CallTarget, Options, StreamTarget, token};
-use crate::retry::{self, Failed};
+use crate::retry::{self, Failed, Stopped};
 use crate::telemetry;
 
 /// An HTTP client for one plugin.
@@ -61,7 +61,8 @@ pub(crate) struct Shared {
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry: RetryPolicy,
     pub(crate) max_reply_size: u64,
-    pub(crate) on_connect_failure: Option<ConnectFailureHook>,
+    pub(crate) on_connect_failure: Option<FailureHook>,
+    pub(crate) on_timeout: Option<FailureHook>,
     /// The `plugin` of its spans and metrics.
     pub(crate) label: Arc<str>,
     /// The keys of its per-call metrics.
@@ -211,10 +212,11 @@ impl Client {
 
     /// Docker's `callWithRetry`: one request per attempt, each carrying the
     /// whole body; transport failures retried on the policy's schedule
-    /// (never once a streamed body started); any status but 200 read
-    /// (under the cap) into a status error, never retried. Returns the 200
-    /// reply's body and the attempt's deadline, which keeps running while
-    /// the body is read.
+    /// (never once a streamed body started) within the call's deadline;
+    /// any status but 200 read (under the cap) into a status error, never
+    /// retried. Returns the 200 reply's body and the attempt's deadline,
+    /// which keeps running while the body is read. A call that gives up
+    /// unable to connect, or on a timeout, runs the matching hook.
     pub(crate) async fn send(
         &self,
         method: &str,
@@ -224,15 +226,16 @@ impl Client {
         let shared = &*self.inner;
         let url = call_url(&shared.address, method).map_err(|e| Error::encode(method, e))?;
         let policy = opts.retry.unwrap_or(shared.retry);
+        let until = opts.deadline.map(|d| Instant::now() + d);
         let (payload, url) = (&payload, url.as_str());
         let attempts = &AtomicU32::new(0);
-        let result = retry::run(policy, || async move {
+        let result = retry::run_until(policy, until, || async move {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::Span::current().record("attempt", attempt);
             let head = encode_call_head(&shared.address, method, payload.content_length())
                 .map_err(|e| Failed::Final(Error::encode(method, e)))?;
             let request = head.map(|()| payload.body());
-            let mut deadline = Deadline::new(Instant::now(), opts.timeout, shared.timeout);
+            let mut deadline = Deadline::new(Instant::now(), opts.timeout, shared.timeout, until);
             let err = match self.attempt(request, &mut deadline).await {
                 Ok(reply) => {
                     return self
@@ -242,6 +245,16 @@ impl Client {
                 }
                 Err(e) => e.with_method(method).with_url(url.to_owned()),
             };
+            if let (Some(until), Some(within)) = (until, opts.deadline)
+                && Instant::now() >= until
+            {
+                // The deadline ended this attempt; its own timeout text
+                // would only repeat that.
+                let show_last = !err.is_timeout();
+                return Err(Failed::Final(Error::past_deadline(
+                    method, within, err, show_last,
+                )));
+            }
             let may_retry = err.is_retryable()
                 && payload.can_resend()
                 && (opts.retry_refused
@@ -263,11 +276,23 @@ impl Client {
             method,
             attempts.load(Ordering::Relaxed).saturating_sub(1),
         );
-        if let Err(err) = &result
-            && err.is_connect()
-            && let Some(hook) = &shared.on_connect_failure
-        {
-            hook(err);
+        let result = result.map_err(|stopped| match (stopped, opts.deadline) {
+            (Stopped::Deadline(last), Some(within)) => {
+                Error::past_deadline(method, within, last, true)
+            }
+            (Stopped::Failed(e) | Stopped::Deadline(e), _) => e,
+        });
+        if let Err(err) = &result {
+            let hook = if err.is_connect() {
+                &shared.on_connect_failure
+            } else if err.is_timeout() {
+                &shared.on_timeout
+            } else {
+                &None
+            };
+            if let Some(hook) = hook {
+                hook(err);
+            }
         }
         result
     }

@@ -11,7 +11,9 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::time::Duration;
 
+use plugin_proto::retry::go_duration;
 use plugin_proto::{AddressError, DecodeError, EncodeError, StatusError, go_quote};
 
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
@@ -63,6 +65,7 @@ pub(crate) const REFUSED: u8 = 4;
 pub(crate) const MISSING: u8 = 8;
 pub(crate) const TOO_LARGE: u8 = 16;
 pub(crate) const PLUGIN_ERR: u8 = 32;
+pub(crate) const DEADLINE: u8 = 64;
 
 impl Error {
     fn new(kind: Kind, text: String) -> Error {
@@ -135,6 +138,27 @@ impl Error {
         Error::new(Kind::Body, text).with_method(method)
     }
 
+    /// A call that the caller's deadline (`within` from its start) ended:
+    /// `<method>: no answer within <d>`, then `last`'s own text when it says
+    /// more than that the time ran out. `last`'s kind and flags are kept,
+    /// so a call that never connected is still [`is_connect`](Self::is_connect),
+    /// and `last` is the source.
+    pub(crate) fn past_deadline(
+        method: &str,
+        within: Duration,
+        last: Error,
+        show_last: bool,
+    ) -> Error {
+        let mut text = format!("{method}: no answer within {}", go_duration(within));
+        if show_last {
+            text.push_str(&format!(": {last}"));
+        }
+        Error::new(last.0.kind, text)
+            .with_flags(last.0.flags | TIMEOUT | DEADLINE)
+            .with_method(method)
+            .with_source(last)
+    }
+
     pub(crate) fn connect(text: String) -> Error {
         Error::new(Kind::Connect, text)
     }
@@ -170,10 +194,19 @@ impl Error {
         self.0.status.as_ref()
     }
 
-    /// `true` if a deadline expired: the dial timeout, a per-call timeout or
-    /// the client's whole-exchange timeout.
+    /// `true` if a deadline expired: the dial timeout, a per-call timeout,
+    /// the client's whole-exchange timeout, or the call's
+    /// [`deadline`](crate::CallRequest::deadline) (which may end a call
+    /// before it passes, when no retry fits before it).
     pub fn is_timeout(&self) -> bool {
         self.0.flags & TIMEOUT != 0
+    }
+
+    /// `true` if the call's [`deadline`](crate::CallRequest::deadline) ended
+    /// it (then also [`is_timeout`](Self::is_timeout)). Its
+    /// [`source`](StdError::source) is the last attempt's error.
+    pub fn is_deadline(&self) -> bool {
+        self.0.flags & DEADLINE != 0
     }
 
     /// `true` if no connection could be made: refused, missing socket, dial
@@ -327,6 +360,29 @@ mod tests {
             "Post \"http://plugin.moby.localhost/Plugin.Activate\": EOF"
         );
         assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn a_deadline_error_says_what_the_call_was_trying() {
+        let refused = Error::connect("dial unix /p.sock: connect: connection refused".into())
+            .with_flags(REFUSED)
+            .with_url("http://plugin.moby.localhost/A.B".into());
+        let e = Error::past_deadline("A.B", Duration::from_millis(1500), refused, true);
+        assert_eq!(
+            e.to_string(),
+            "A.B: no answer within 1.5s: Post \"http://plugin.moby.localhost/A.B\": \
+             dial unix /p.sock: connect: connection refused"
+        );
+        assert!(e.is_deadline() && e.is_timeout() && e.is_connect() && e.is_connection_refused());
+        assert!(
+            e.source()
+                .is_some_and(|s| s.to_string().starts_with("Post "))
+        );
+
+        let cut = Error::transport("context deadline exceeded".into()).with_flags(TIMEOUT);
+        let e = Error::past_deadline("A.B", Duration::from_millis(200), cut, false);
+        assert_eq!(e.to_string(), "A.B: no answer within 200ms");
+        assert!(e.is_deadline() && !e.is_connect() && e.method() == Some("A.B"));
     }
 
     #[test]

@@ -35,9 +35,14 @@
 //!
 //! When a call gives up because the plugin cannot be reached, the client
 //! runs the builder's [`on_connect_failure`](ClientBuilder::on_connect_failure)
-//! hook; that is how `plugin-registry` evicts dead plugins (and announces
-//! it as an event). The retry loop, [`retry::run`], is the one the registry
-//! also waits for plugins with.
+//! hook, and when it gives up on a timeout, its
+//! [`on_timeout`](ClientBuilder::on_timeout) hook; that is how
+//! `plugin-registry` evicts dead and moved plugins (and announces it as an
+//! event). A call that must end in bounded time sets a
+//! [`deadline`](CallRequest::deadline), which ends its retries itself, so
+//! the hooks still run; a call dropped from outside runs none. The retry
+//! loop, [`retry::run`], is the one the registry also waits for plugins
+//! with.
 //!
 //! Every call is a `plugin_call` span and is counted through the `metrics`
 //! facade (calls, errors by class, retries, latency): see [`telemetry`].
@@ -76,8 +81,8 @@ mod tls;
 
 pub use body::{ReplyBody, SendBody};
 pub use builder::{
-    ClientBuilder, ConnectFailureHook, DEFAULT_DIAL_TIMEOUT, DEFAULT_MAX_REPLY_SIZE,
-    DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE, IntoAddress,
+    ClientBuilder, DEFAULT_DIAL_TIMEOUT, DEFAULT_MAX_REPLY_SIZE, DEFAULT_POOL_IDLE_TIMEOUT,
+    DEFAULT_POOL_MAX_IDLE, FailureHook, IntoAddress,
 };
 pub use client::Client;
 pub use connect::{DialFuture, PluginIo, Transport};

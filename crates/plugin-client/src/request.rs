@@ -29,6 +29,9 @@ use tracing::Instrument as _;
 pub(crate) struct Options {
     /// Bounds each attempt, from sending to the reply's last byte.
     pub(crate) timeout: Option<Duration>,
+    /// Bounds the whole call: every attempt, the waits between them and
+    /// the reply's last byte.
+    pub(crate) deadline: Option<Duration>,
     /// Replaces the client's retry policy.
     pub(crate) retry: Option<RetryPolicy>,
     /// Whether a refused connection or a missing socket is retried.
@@ -99,6 +102,7 @@ impl<'a, O> CallRequest<'a, O> {
             body: body.map(Payload::Bytes),
             options: Options {
                 timeout,
+                deadline: None,
                 retry: None,
                 retry_refused: true,
             },
@@ -113,6 +117,43 @@ impl<'a, O> CallRequest<'a, O> {
     /// request's default (two minutes for `VolumeDriver.Create`, …).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.options.timeout = (!timeout.is_zero()).then_some(timeout);
+        self
+    }
+
+    /// Bounds the whole call, where [`timeout`](Self::timeout) bounds
+    /// each attempt: from the moment it is awaited to the last byte of the
+    /// reply (for a stream, while the caller reads it), every retry and
+    /// wait between retries included. Docker has no such bound; a caller
+    /// that needs an answer in bounded time (an authorization check, a
+    /// health probe) sets it here rather than dropping the call from
+    /// outside, because a call dropped from outside never tells the
+    /// client's hooks that the plugin could not be reached.
+    ///
+    /// The retry schedule stays the policy's; a retry whose wait would
+    /// reach the deadline is not made. A call the deadline ends fails with
+    /// a timeout ([`Error::is_timeout`]) whose text is
+    /// `<method>: no answer within <d>`, followed by the last attempt's
+    /// error when it ended the retries (`…: Post "…": dial unix …:
+    /// connect: connection refused`). Such a call then runs the client's
+    /// hooks as a call whose retries ran out: the connect-failure hook
+    /// after connection failures (the error is then also
+    /// [`Error::is_connect`]), the timeout hook otherwise. A zero deadline
+    /// has already passed.
+    ///
+    /// ```no_run
+    /// # async fn f(client: plugin_client::Client) -> Result<(), plugin_client::Error> {
+    /// use std::time::Duration;
+    /// use plugin_proto::authz::{AuthZReq, Request};
+    ///
+    /// let verdict = client
+    ///     .call(&AuthZReq(Request::default()))
+    ///     .deadline(Duration::from_secs(5))
+    ///     .await?;
+    /// # let _ = verdict;
+    /// # Ok(()) }
+    /// ```
+    pub fn deadline(mut self, within: Duration) -> Self {
+        self.options.deadline = Some(within);
         self
     }
 

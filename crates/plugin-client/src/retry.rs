@@ -7,7 +7,7 @@
 //! this module owns the clock: it measures, logs Docker's warning, sleeps.
 //!
 //! **What it must never do:** decide what is retryable (the attempt says so)
-//! or retry past the policy's budget.
+//! or retry past the policy's budget or the caller's deadline.
 
 use std::fmt;
 use std::future::Future;
@@ -79,7 +79,35 @@ impl<E> Failed<E> {
 /// assert_eq!(found, Ok("found"));
 /// # }
 /// ```
-pub async fn run<T, E, F, Fut>(policy: RetryPolicy, mut attempt: F) -> Result<T, E>
+pub async fn run<T, E, F, Fut>(policy: RetryPolicy, attempt: F) -> Result<T, E>
+where
+    E: fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Failed<E>>>,
+{
+    run_until(policy, None, attempt)
+        .await
+        .map_err(|stop| match stop {
+            Stopped::Failed(e) | Stopped::Deadline(e) => e,
+        })
+}
+
+/// Why [`run_until`] returned no value.
+pub(crate) enum Stopped<E> {
+    /// An attempt failed for good, or the policy's budget ran out.
+    Failed(E),
+    /// A retry was due, but its wait would reach the deadline.
+    Deadline(E),
+}
+
+/// [`run`] that also gives up, before sleeping, when the next attempt
+/// would start at or after `until` (the rule Docker's `abort` applies to
+/// the budget, applied to the caller's deadline).
+pub(crate) async fn run_until<T, E, F, Fut>(
+    policy: RetryPolicy,
+    until: Option<Instant>,
+    mut attempt: F,
+) -> Result<T, Stopped<E>>
 where
     E: fmt::Display,
     F: FnMut() -> Fut,
@@ -90,12 +118,15 @@ where
     loop {
         let failed = match attempt().await {
             Ok(value) => return Ok(value),
-            Err(Failed::Final(error)) => return Err(error),
+            Err(Failed::Final(error)) => return Err(Stopped::Failed(error)),
             Err(failed) => failed,
         };
         let Some(delay) = policy.next_delay(retries, start.elapsed()) else {
-            return Err(failed.into_error());
+            return Err(Stopped::Failed(failed.into_error()));
         };
+        if until.is_some_and(|until| Instant::now() + delay >= until) {
+            return Err(Stopped::Deadline(failed.into_error()));
+        }
         retries += 1;
         let d = go_duration(delay);
         match &failed {

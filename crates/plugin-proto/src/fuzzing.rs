@@ -380,18 +380,18 @@ pub fn args_roundtrip(data: &[u8]) {
     }
 }
 
-/// JSON equality where floats may differ in their last bits (2 ULP):
-/// serde_json parses floats fast rather than exactly unless its
-/// `float_roundtrip` feature is on, which this workspace does not need.
-/// Also used by `plugin_server::fuzzing`.
+/// JSON equality by value: a float equals an integer of the same value
+/// (Go writes `5.0` as `5`, which reads back as an integer). Floats must
+/// be equal exactly: the workspace turns on serde_json's
+/// `float_roundtrip`, so a float read, written the shortest way and read
+/// again comes back bit for bit, as with Go (finding 9). Also used by
+/// `plugin_server::fuzzing`.
 pub fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     use serde_json::Value as V;
     match (a, b) {
         (V::Number(x), V::Number(y)) if x.is_f64() || y.is_f64() => {
             match (x.as_f64(), y.as_f64()) {
-                (Some(x), Some(y)) => {
-                    x == y || (x.signum() == y.signum() && x.to_bits().abs_diff(y.to_bits()) <= 2)
-                }
+                (Some(x), Some(y)) => x == y,
                 _ => false,
             }
         }

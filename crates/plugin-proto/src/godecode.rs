@@ -273,6 +273,37 @@ mod tests {
         when: GoTime,
     }
 
+    /// FUZZING.md finding 9: floats are read correctly rounded, as Go's
+    /// `strconv.ParseFloat` reads them (serde_json's `float_roundtrip`),
+    /// so a float a plugin reads is the one a Go plugin reads, and writing
+    /// it back and reading it again changes nothing.
+    #[test]
+    fn floats_are_read_correctly_rounded_as_go_reads_them() {
+        let cases: [(&str, f64); 3] = [
+            (
+                "555500000000000000000000000000007683156601792772323",
+                5.555e50,
+            ),
+            ("5.5550000000000004e50", 5.5550000000000004e50),
+            ("0.30000000000000004", 0.30000000000000004),
+        ];
+        for (text, go) in cases {
+            let read: serde_json::Value = decode_message(text.as_bytes()).unwrap();
+            assert_eq!(
+                read.as_f64().map(f64::to_bits),
+                Some(go.to_bits()),
+                "{text}"
+            );
+            let written = crate::encode_args(Some(&read)).unwrap();
+            let again: serde_json::Value = decode_message(&written).unwrap();
+            assert_eq!(
+                again.as_f64().map(f64::to_bits),
+                Some(go.to_bits()),
+                "{text}"
+            );
+        }
+    }
+
     #[test]
     fn null_as_default_accepts_missing_null_and_present_with_plain_serde() {
         // checklist 22: a missing or null field keeps its zero value (plain serde_json path)

@@ -35,6 +35,14 @@ pub enum Eviction {
         /// The call's error text.
         error: String,
     },
+    /// A call through the plugin's client timed out, and the plugin's
+    /// files no longer name the address it was activated at: it was
+    /// restarted elsewhere, or is gone (divergence D11). A plugin that is
+    /// slow at the address its files still name is kept.
+    Moved {
+        /// The call's error text.
+        error: String,
+    },
     /// [`Registry::evict`](crate::Registry::evict) was called.
     Requested,
 }

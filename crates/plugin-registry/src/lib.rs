@@ -11,8 +11,9 @@
 //! [`IpamDriver`], [`LogDriver`] (with the engine's FIFO writer) and
 //! [`MetricsCollector`]. [`Registry::subscribe`] reports what happens to
 //! plugins as [`Event`]s: activations, and evictions of plugins that died
-//! (the registry learns of those from the client's `on_connect_failure`
-//! hook) or that [`Registry::evict`] removed.
+//! or moved (the registry learns of those from the client's
+//! `on_connect_failure` and `on_timeout` hooks) or that [`Registry::evict`]
+//! removed.
 //!
 //! The three lower crates are re-exported as modules ([`client`],
 //! [`discovery`], [`proto`]), so an engine depends on this one crate only.

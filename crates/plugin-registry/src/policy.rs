@@ -58,8 +58,9 @@ pub struct Policy {
     /// repeated listings do not pay for it again. Zero disables it.
     pub negative_ttl: Duration,
     /// Evict an activated plugin whose calls fail to connect after their
-    /// retries, so the next `get` resolves it again (Docker caches it
-    /// forever).
+    /// retries, or time out while its files name another address than the
+    /// one it was activated at, so the next `get` resolves it again
+    /// (Docker caches it forever).
     pub evict_dead: bool,
 }
 

@@ -477,7 +477,8 @@ impl Registry {
 
     /// The builder of the client of plugin `name`, to be stored as `id`:
     /// the policy's retries and per-attempt call timeout and, unless the
-    /// policy keeps dead plugins, the hook that evicts it (divergence D11).
+    /// policy keeps dead plugins, the hooks that evict it when it died or
+    /// moved (divergence D11).
     fn client_builder(&self, name: &str, id: u64) -> ClientBuilder {
         let policy = &self.inner.policy;
         let builder = Client::builder()
@@ -486,11 +487,19 @@ impl Registry {
         if !policy.evict_dead {
             return builder;
         }
-        let registry = Arc::downgrade(&self.inner);
-        let name = name.to_owned();
-        builder.on_connect_failure(Arc::new(move |error: &plugin_client::Error| {
-            evict_dead(&registry, &name, id, error);
-        }))
+        let dead = Arc::downgrade(&self.inner);
+        let moved = dead.clone();
+        let (dead_name, moved_name) = (name.to_owned(), name.to_owned());
+        builder
+            .on_connect_failure(Arc::new(move |error: &plugin_client::Error| {
+                let reason = Eviction::Unreachable {
+                    error: error.to_string(),
+                };
+                evict(&dead, &dead_name, id, reason);
+            }))
+            .on_timeout(Arc::new(move |error: &plugin_client::Error| {
+                evict_if_moved(&moved, &moved_name, id, error);
+            }))
     }
 
     async fn run_due_handlers(&self, plugin: &Arc<Plugin>) {
@@ -542,7 +551,7 @@ fn remove_if_same(state: &mut State, plugin: &Arc<Plugin>) {
 /// retries is forgotten, so the next `get` finds it again wherever it now
 /// lives. Only the activated plugin stored as `id` is evicted: a call
 /// failing on an older client of the same name leaves a newer one alone.
-fn evict_dead(registry: &Weak<Inner>, name: &str, id: u64, error: &plugin_client::Error) {
+fn evict(registry: &Weak<Inner>, name: &str, id: u64, reason: Eviction) {
     let Some(inner) = registry.upgrade() else {
         return;
     };
@@ -559,14 +568,39 @@ fn evict_dead(registry: &Weak<Inner>, name: &str, id: u64, error: &plugin_client
             plugin = name,
             "evicting plugin that can no longer be reached"
         );
-        let reason = Eviction::Unreachable {
-            error: error.to_string(),
-        };
         telemetry::record_eviction(name, &reason);
         let _ = inner.events.send(Event::Evicted {
             name: name.to_owned(),
             reason,
         });
+    }
+}
+
+/// Divergence D11, for a call that timed out: a plugin wedged at an
+/// address its files no longer name (it was restarted elsewhere, or is
+/// gone) is forgotten like a dead one. A plugin that is merely slow, at the
+/// address its files still name, is kept.
+fn evict_if_moved(registry: &Weak<Inner>, name: &str, id: u64, error: &plugin_client::Error) {
+    let Some(inner) = registry.upgrade() else {
+        return;
+    };
+    let cached = {
+        let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match state.plugins.get(name) {
+            Some(s) if s.id == id => s.plugin.clone(),
+            _ => return,
+        }
+    };
+    // Read outside the lock: discovery reads the plugin directories.
+    let moved = inner
+        .local
+        .plugin(name)
+        .map_or(true, |found| found.address() != cached.address());
+    if moved {
+        let reason = Eviction::Moved {
+            error: error.to_string(),
+        };
+        evict(registry, name, id, reason);
     }
 }
 

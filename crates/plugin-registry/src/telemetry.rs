@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | [`ACTIVATIONS`] | counter | `plugin`, `result` (`ok`, `error`) | `Plugin.Activate` handshakes |
 //! | [`ACTIVATION_DURATION`] | histogram | `plugin` | seconds per handshake, retries included |
-//! | [`EVICTIONS`] | counter | `plugin`, `reason` (`unreachable`, `requested`) | activated plugins forgotten |
+//! | [`EVICTIONS`] | counter | `plugin`, `reason` (`unreachable`, `moved`, `requested`) | activated plugins forgotten |
 //! | [`LISTING_DURATION`] | histogram | `kind` | seconds per `get_all` / `list` |
 //!
 //! The span `plugin_activate` (info) has the fields `plugin`, `method`
@@ -40,6 +40,7 @@ pub(crate) fn record_activation(plugin: &str, elapsed: Duration, ok: bool) {
 pub(crate) fn record_eviction(plugin: &str, reason: &Eviction) {
     let reason = match reason {
         Eviction::Unreachable { .. } => "unreachable",
+        Eviction::Moved { .. } => "moved",
         Eviction::Requested => "requested",
     };
     ::metrics::counter!(EVICTIONS, "plugin" => plugin.to_owned(), "reason" => reason).increment(1);

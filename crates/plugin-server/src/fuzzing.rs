@@ -253,8 +253,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Decodes `body` as the request of one method, as the kit's typed
 /// handlers do; an accepted request encodes as Go would and decodes back
-/// equal, floats within 2 ULP (serde_json's float parser is fast, not
-/// exact: `plugin_proto::fuzzing::same_json`).
+/// equal by value (`plugin_proto::fuzzing::same_json`: an integral float
+/// may come back as an integer, never as another float).
 fn decode_one<T>(body: &[u8])
 where
     T: serde::de::DeserializeOwned + serde::Serialize + Default + PartialEq + std::fmt::Debug,

@@ -370,34 +370,47 @@ impl AuthzChain {
 
     /// The one place a plugin is called: resolve it (every time, so a
     /// plugin that comes back is found), call it within the bound, read the
-    /// verdict.
+    /// verdict. The call's part of the bound is the client's
+    /// [`deadline`](plugin_client::CallRequest::deadline), which ends the
+    /// client's retries itself, so the registry still learns of a plugin
+    /// that died or moved (D11) and the next request looks it up again.
     async fn ask<C: Call<Reply = Response>>(
         &self,
         name: &str,
         message: &C,
     ) -> Result<(), AuthzError> {
-        let call = async {
-            let plugin = self
-                .inner
-                .registry
-                .get(name, kinds::AUTHZ)
-                .await
-                .map_err(|e| e.to_string())?;
-            let reply = plugin.client().call(message).await;
-            reply.map_err(|e| e.to_string())
+        let start = tokio::time::Instant::now();
+        let bound = self.inner.options.call_timeout;
+        let late = |bound| format!("{}: no answer within {}", C::METHOD, go_duration(bound));
+        let lookup = self.inner.registry.get(name, kinds::AUTHZ);
+        // A lookup given up on is safe to drop: an activation under way
+        // finishes on a task of its own.
+        let plugin = match bound {
+            Some(bound) => match tokio::time::timeout(bound, lookup).await {
+                Ok(found) => found,
+                Err(_) => return Err(AuthzError::plugin_failed(name, late(bound))),
+            },
+            None => lookup.await,
         };
-        let reply = match self.inner.options.call_timeout {
-            Some(bound) => tokio::time::timeout(bound, call).await.unwrap_or_else(|_| {
-                self.forget_if_moved(name);
-                Err(format!(
-                    "{}: no answer within {}",
-                    C::METHOD,
-                    go_duration(bound)
-                ))
-            }),
-            None => call.await,
-        };
-        let reply = reply.map_err(|e| AuthzError::plugin_failed(name, e))?;
+        let plugin = plugin.map_err(|e| AuthzError::plugin_failed(name, e))?;
+        let mut call = plugin.client().call(message);
+        if let Some(bound) = bound {
+            call = call.deadline(bound.saturating_sub(start.elapsed()));
+        }
+        let reply = call.await.map_err(|e| match bound {
+            // The client's text names the time left after the lookup; the
+            // chain's names its bound, and why the plugin was not reached.
+            Some(bound) if e.is_deadline() => {
+                let mut text = late(bound);
+                if e.is_connect()
+                    && let Some(last) = std::error::Error::source(&e)
+                {
+                    text = format!("{text}: {last}");
+                }
+                AuthzError::plugin_failed(name, text)
+            }
+            _ => AuthzError::plugin_failed(name, e),
+        })?;
         if !reply.err.is_empty() {
             return Err(AuthzError::plugin_failed(name, &reply.err));
         }
@@ -405,30 +418,6 @@ impl AuthzChain {
             return Err(AuthzError::denied(name, &reply.msg));
         }
         Ok(())
-    }
-
-    /// After a call cut short by `call_timeout`: if the plugin's files now
-    /// name another address than the cached plugin's (it was restarted
-    /// elsewhere, or is gone), evict it so the next request resolves it
-    /// again. The timeout drops the client's retry loop before it can
-    /// evict a dead plugin itself (D11), which would otherwise keep every
-    /// request going to the old address for good.
-    fn forget_if_moved(&self, name: &str) {
-        let registry = &self.inner.registry;
-        if !registry.policy().evict_dead {
-            return;
-        }
-        let Some(cached) = registry.plugins().into_iter().find(|p| p.name() == name) else {
-            return;
-        };
-        let moved = registry
-            .local()
-            .plugin(name)
-            .map_or(true, |found| found.address() != cached.address());
-        if moved {
-            tracing::debug!("authorization plugin {name} moved or vanished; looking it up again");
-            registry.evict(name);
-        }
     }
 }
 
