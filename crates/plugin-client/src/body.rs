@@ -341,11 +341,15 @@ pub(crate) struct Deadline(Option<(Pin<Box<Sleep>>, TimeoutKind)>);
 
 impl Deadline {
     pub(crate) fn new(
-        start: Instant,
         call: Option<Duration>,
         client: Option<Duration>,
         until: Option<Instant>,
     ) -> Deadline {
+        if call.is_none() && client.is_none() && until.is_none() {
+            // Docker's default: no clock read, no timer.
+            return Deadline(None);
+        }
+        let start = Instant::now();
         let pick = match (call, client) {
             (Some(c), Some(t)) if t < c => Some((start + t, TimeoutKind::Client)),
             (Some(c), _) => Some((start + c, TimeoutKind::Call)),

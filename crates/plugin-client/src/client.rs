@@ -224,10 +224,9 @@ impl Client {
         opts: &Options,
     ) -> Result<(Reply, Deadline), Error> {
         let shared = &*self.inner;
-        let url = call_url(&shared.address, method).map_err(|e| Error::encode(method, e))?;
         let policy = opts.retry.unwrap_or(shared.retry);
         let until = opts.deadline.map(|d| Instant::now() + d);
-        let (payload, url) = (&payload, url.as_str());
+        let payload = &payload;
         let attempts = &AtomicU32::new(0);
         let result = retry::run_until(policy, until, || async move {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
@@ -235,7 +234,7 @@ impl Client {
             let head = encode_call_head(&shared.address, method, payload.content_length())
                 .map_err(|e| Failed::Final(Error::encode(method, e)))?;
             let request = head.map(|()| payload.body());
-            let mut deadline = Deadline::new(Instant::now(), opts.timeout, shared.timeout, until);
+            let mut deadline = Deadline::new(opts.timeout, shared.timeout, until);
             let err = match self.attempt(request, &mut deadline).await {
                 Ok(reply) => {
                     return self
@@ -243,8 +242,12 @@ impl Client {
                         .await
                         .map_err(Failed::Final);
                 }
-                Err(e) => e.with_method(method).with_url(url.to_owned()),
+                Err(e) => e,
             };
+            // The URL only goes into errors, so it is built when one
+            // happens (the head above was built from the same parts).
+            let url = call_url(&shared.address, method).unwrap_or_default();
+            let err = err.with_method(method).with_url(url.clone());
             if let (Some(until), Some(within)) = (until, opts.deadline)
                 && Instant::now() >= until
             {
@@ -261,7 +264,7 @@ impl Client {
                     || !(err.is_connection_refused() || err.is_socket_missing()));
             Err(if may_retry {
                 // Docker prints the URL's host and path.
-                let target = url.split_once("://").map_or(url, |(_, rest)| rest);
+                let target = url.split_once("://").map_or(&*url, |(_, rest)| rest);
                 Failed::Connect {
                     error: err,
                     target: target.to_owned(),
