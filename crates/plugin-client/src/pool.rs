@@ -24,7 +24,7 @@
 //! unsent) is sent again on a new connection at once, as Go's
 //! `http.Transport` does (`nothingWrittenError`). A request whose bytes
 //! may have reached the plugin is never resent here; the call's retry
-//! schedule decides, with the whole body (divergence D3).
+//! schedule decides, with the whole body (divergence D7).
 //!
 //! **What it must never do:** hand a connection to a call while another
 //! call's exchange is still on it, keep a connection past the idle timeout
@@ -122,15 +122,14 @@ impl Pool {
             }
         }
         loop {
-            let (conn, reused) = match self.take_idle() {
+            let (mut conn, reused) = match self.take_idle() {
                 Some(conn) => (conn, true),
                 None => (self.connect().await?, false),
             };
+            // The reply future does not borrow the connection: the
+            // connection can be dropped while the future is still polled.
+            let mut sent = pin!(conn.sender.try_send_request(request));
             let mut live = Some(conn);
-            let mut sent = pin!(match live.as_mut() {
-                Some(conn) => conn.sender.try_send_request(request),
-                None => unreachable!("just set"),
-            });
             let outcome = poll_fn(|cx| {
                 // The reply can only come out of the connection, which is
                 // polled right here: the reply's own wake-up is not
