@@ -66,12 +66,13 @@ struct State {
 }
 
 struct Idle {
-    conn: Conn,
+    conn: Box<Conn>,
     since: Instant,
 }
 
 /// One connection: hyper's request handle and the connection future,
-/// which whoever holds it polls.
+/// which whoever holds it polls. Always boxed: it is ~700 bytes, and a
+/// call moves it between futures several times.
 struct Conn {
     sender: http1::SendRequest<ReqBody>,
     driver: http1::Connection<TokioIo<PluginStream>, ReqBody>,
@@ -171,19 +172,19 @@ impl Pool {
 
     /// Dials and sets up HTTP/1.1 on the new connection (no IO beyond
     /// the dial).
-    async fn connect(&self) -> Result<Conn, Error> {
+    async fn connect(&self) -> Result<Box<Conn>, Error> {
         let stream = self.dialer.dial().await.map_err(Error::from)?;
         let (sender, driver) = self
             .http
             .handshake(TokioIo::new(stream))
             .await
             .map_err(classify)?;
-        Ok(Conn { sender, driver })
+        Ok(Box::new(Conn { sender, driver }))
     }
 
     /// The most recently used idle connection that has not expired;
     /// expired ones are closed on the way.
-    fn take_idle(&self) -> Option<Conn> {
+    fn take_idle(&self) -> Option<Box<Conn>> {
         let mut state = self.lock();
         while let Some(idle) = state.idle.pop() {
             if self.idle_timeout.is_some_and(|t| idle.since.elapsed() >= t) {
@@ -202,7 +203,7 @@ impl Pool {
 
     /// Pools a connection whose exchange is over, if hyper is ready for
     /// the next request on it; otherwise it is closed.
-    fn put_back(self: &Arc<Pool>, mut conn: Conn) {
+    fn put_back(self: &Arc<Pool>, mut conn: Box<Conn>) {
         if self.max_idle == 0 {
             return;
         }
@@ -298,7 +299,7 @@ impl Drop for ReapGuard {
 pub(crate) struct Reply {
     body: Incoming,
     /// `None` once the connection finished or went back to the pool.
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     pool: Arc<Pool>,
 }
 
