@@ -304,6 +304,19 @@ pub fn trim_heap() {
     }
 }
 
+/// The tokio runtime `--runtime multi|current` asks for (multi-threaded by
+/// default, as `#[tokio::main]` gives an engine or a plugin).
+pub fn runtime(args: &Args) -> Result<tokio::runtime::Runtime, BoxError> {
+    match args.str_or("runtime", "multi") {
+        "multi" => tokio::runtime::Builder::new_multi_thread(),
+        "current" => tokio::runtime::Builder::new_current_thread(),
+        other => return Err(format!("--runtime multi|current, not {other:?}").into()),
+    }
+    .enable_all()
+    .build()
+    .map_err(Into::into)
+}
+
 /// Raises the soft limit on open files to the hard limit (Go's runtime
 /// does the same at start-up since Go 1.19).
 pub fn raise_nofile() {

@@ -4,14 +4,18 @@
 //! and the divergences of the client (full body on retry, no redirects, no
 //! `Accept-Encoding`, capped replies).
 //!
-//! Waits use real clocks with small budgets; durations are only asserted
-//! as upper bounds that prove nothing hung.
+//! Tests whose subject is time (retry schedules, timeouts) run on tokio's
+//! paused clock and assert exact virtual durations: the fake plugins run on
+//! the test's runtime, so the clock only jumps once every task waits on a
+//! timer, and a reply that is on its way is never overtaken by one.
+//! Elsewhere waits use the real clock with small budgets, asserted as upper
+//! bounds that prove nothing hung.
 
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use plugin_client::{Client, ClientBuilder, Error, SendBody};
@@ -21,6 +25,7 @@ use plugin_tests::server::{ClientAuth, FakePlugin, Reply, stale_socket};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 const WAIT: Duration = Duration::from_secs(5);
@@ -158,7 +163,7 @@ async fn odd_method_names_fail_before_any_io() {
 // Replies (checklist 22–23)
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn status_errors_read_like_dockers_and_are_not_retried() {
     // checklist 23: `<method>: <Err>` with any key case, else the raw body;
     // IsNotFound only for 404; never retried (Docker's policy here would
@@ -196,7 +201,8 @@ async fn status_errors_read_like_dockers_and_are_not_retried() {
     let e = err("A.Missing").await;
     assert!(e.is_not_found());
     assert_eq!(e.to_string(), "A.Missing: 404 page not found\n");
-    assert!(start.elapsed() < Duration::from_secs(1), "no retry");
+    // Docker's policy would sleep 1 s before a retry: not a tick passed.
+    assert_eq!(start.elapsed(), Duration::ZERO, "no retry");
     assert_eq!(plugin.requests().len(), 6, "one request each");
 }
 
@@ -310,6 +316,8 @@ async fn call_bytes_sends_and_returns_raw_bodies() {
 // Reply cap (divergence: Docker buffers replies of any size)
 // ---------------------------------------------------------------------------
 
+// Real time: the bound is on the work of reading the endless body, which
+// keeps the runtime busy; a paused clock would not move.
 #[tokio::test]
 async fn reply_cap_stops_oversized_replies_while_reading() {
     let dir = tmp();
@@ -350,7 +358,7 @@ async fn reply_cap_stops_oversized_replies_while_reading() {
 // Timeouts (checklist 26)
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn whole_exchange_timeout_while_awaiting_headers() {
     // checklist 26: NewClientWithTimeout; Go's text.
     let dir = tmp();
@@ -365,7 +373,7 @@ async fn whole_exchange_timeout_while_awaiting_headers() {
         .unwrap();
     let start = Instant::now();
     let e = client.call("A.Slow").json::<Value>().await.unwrap_err();
-    assert!(start.elapsed() < MS(1500));
+    assert_eq!(start.elapsed(), MS(100));
     assert!(e.is_timeout() && !e.is_connect(), "{e:?}");
     assert_eq!(
         e.to_string(),
@@ -398,7 +406,7 @@ async fn stalled_body_plugin(path: &std::path::Path) -> tokio::task::JoinHandle<
     })
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn timeouts_keep_running_while_the_body_is_read() {
     // checklist 26: the client timeout covers reading the body (Go's
     // "while reading body" text); a per-call timeout does too.
@@ -410,7 +418,13 @@ async fn timeouts_keep_running_while_the_body_is_read() {
         .build(Address::unix(&path), None)
         .unwrap();
     let logs = plugin_tests::logs::capture();
+    let start = Instant::now();
     let e = client.call("A.Stall").json::<Value>().await.unwrap_err();
+    assert_eq!(
+        start.elapsed(),
+        MS(200),
+        "from the call's start, not the head's"
+    );
     assert!(e.is_timeout() && !e.is_decode(), "{e:?}");
     assert_eq!(
         e.to_string(),
@@ -422,21 +436,24 @@ async fn timeouts_keep_running_while_the_body_is_read() {
     let path = dir.path().join("stall2.sock");
     let server = stalled_body_plugin(&path).await;
     let client = no_retry().build(Address::unix(&path), None).unwrap();
+    let start = Instant::now();
     let e = client
         .call("A.Stall")
         .timeout(MS(200))
         .json::<Value>()
         .await
         .unwrap_err();
+    assert_eq!(start.elapsed(), MS(200));
     assert!(e.is_timeout(), "{e:?}");
     assert_eq!(e.to_string(), "context deadline exceeded");
     server.abort();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn per_call_timeouts_are_retried() {
     // checklist 24, 26: a 100 ms per-call timeout with a 1.5 s budget:
-    // attempts at 0 and ~1.1 s, then the budget is spent.
+    // attempts at 0 and 1.1 s (the timeout, then the 1 s backoff), then
+    // 1.2 s + the next 2 s backoff would pass the budget.
     let dir = tmp();
     let plugin = unix_plugin(&dir, FakePlugin::builder().on("A.Hang", Reply::hang())).await;
     let client = Client::builder()
@@ -456,21 +473,22 @@ async fn per_call_timeouts_are_retried() {
         e.to_string(),
         "Post \"http://plugin.moby.localhost/A.Hang\": context deadline exceeded"
     );
-    assert_eq!(plugin.count("A.Hang"), 2);
-    assert!(
-        took >= MS(1100) && took < Duration::from_secs(3),
-        "{took:?}"
-    );
+    let reqs = plugin.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].at - start, Duration::ZERO);
+    assert_eq!(reqs[1].at - start, MS(1100));
+    assert_eq!(took, MS(1200));
 }
 
 // ---------------------------------------------------------------------------
 // Retries (checklist 24, 25, 27, §12)
 // ---------------------------------------------------------------------------
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn missing_socket_is_retried_on_dockers_schedule_with_dockers_warning() {
     // checklist 24, 25: with a 1.5 s budget an instantly failing target is
-    // tried at 0 and 1 s; the last error is returned.
+    // tried at 0 and 1 s (1 s + the next 2 s would pass the budget); the
+    // last error is returned.
     let dir = tmp();
     let path = dir.path().join("missing.sock");
     let client = Client::builder()
@@ -492,7 +510,7 @@ async fn missing_socket_is_retried_on_dockers_schedule_with_dockers_warning() {
     );
     assert_eq!(e.to_string(), text);
     assert!(e.is_connect() && e.is_socket_missing() && !e.is_connection_refused());
-    assert!(took >= MS(1000) && took < MS(2500), "{took:?}");
+    assert_eq!(took, MS(1000));
     assert_eq!(
         logs.at(tracing::Level::WARN),
         [format!(
@@ -513,7 +531,7 @@ async fn missing_socket_is_retried_on_dockers_schedule_with_dockers_warning() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_refused_stale_socket_fails_at_once_when_asked() {
     // divergence (listing): retry_connection_refused = false skips the
     // retry budget for a refused or missing socket.
@@ -528,7 +546,8 @@ async fn a_refused_stale_socket_fails_at_once_when_asked() {
         .json::<Manifest>()
         .await
         .unwrap_err();
-    assert!(start.elapsed() < MS(500));
+    // Docker's default policy would wait 1 s, then more: no wait at all.
+    assert_eq!(start.elapsed(), Duration::ZERO);
     assert!(e.is_connection_refused() && e.is_connect(), "{e:?}");
     assert!(
         e.to_string().ends_with(&format!(
@@ -545,7 +564,7 @@ async fn a_refused_stale_socket_fails_at_once_when_asked() {
         .await
         .unwrap_err();
     assert!(e.is_socket_missing());
-    assert!(start.elapsed() < MS(1000));
+    assert_eq!(start.elapsed(), Duration::ZERO);
 }
 
 #[tokio::test]
@@ -603,7 +622,7 @@ async fn the_connect_failure_hook_fires_only_for_connection_failures() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retry_resends_full_body_after_a_dropped_connection() {
     // checklist 27, divergence: Docker resends the consumed reader, i.e.
     // `Content-Length: 0`; we resend the full body. Also checklist 24, 25:
@@ -628,6 +647,7 @@ async fn retry_resends_full_body_after_a_dropped_connection() {
     assert_eq!(out, json!({"Name": "vol"}));
     let reqs = plugin.requests();
     assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].at - reqs[0].at, MS(1000), "Docker's first backoff");
     assert_eq!(reqs[0].body, b"{\"Name\":\"vol\"}\n");
     assert_eq!(reqs[1].body, reqs[0].body);
     assert_eq!(reqs[1].head, reqs[0].head, "same head, Content-Length: 15");
@@ -641,7 +661,7 @@ async fn retry_resends_full_body_after_a_dropped_connection() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_malformed_reply_is_a_transport_error_and_is_retried() {
     // §12: a reply that is not HTTP counts as a transport error.
     let dir = tmp();
@@ -675,8 +695,107 @@ async fn a_malformed_reply_is_a_transport_error_and_is_retried() {
             Reply::json(200, r#"{"ok":1}"#),
         ],
     );
+    plugin.clear();
     let v: Value = client.call("A.B").json().await.unwrap();
     assert_eq!(v, json!({"ok": 1}));
+    let reqs = plugin.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].at - reqs[0].at, MS(1000), "retried after 1 s");
+}
+
+/// Runs the retry driver over attempts that each take `work` and fail with
+/// a connection error until attempt `succeed_at` (counted from 1; never if
+/// 0). Returns the attempts' start times since the first, the result, and
+/// the warnings logged.
+async fn drive(
+    policy: RetryPolicy,
+    work: Duration,
+    succeed_at: usize,
+) -> (Vec<Duration>, Result<usize, String>, Vec<String>) {
+    use plugin_client::retry::{Failed, run};
+    let logs = plugin_tests::logs::capture();
+    let start = Instant::now();
+    let mut starts = Vec::new();
+    let result = run(policy, || {
+        starts.push(start.elapsed());
+        let n = starts.len();
+        async move {
+            tokio::time::sleep(work).await;
+            if n == succeed_at {
+                Ok(n)
+            } else {
+                Err(Failed::Connect {
+                    error: format!("attempt {n} refused"),
+                    target: "plugin.moby.localhost/A.B".to_owned(),
+                })
+            }
+        }
+    })
+    .await;
+    (starts, result, logs.at(tracing::Level::WARN))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_driver_sleeps_1_2_4_8_seconds_within_dockers_budget() {
+    // checklist 24: Docker's schedule for a target that fails at once:
+    // attempts at 0, 1, 3, 7 and 15 s, then 15 s + the next 16 s would
+    // pass the 30 s budget, so the last error comes back at 15 s.
+    let s = Duration::from_secs;
+    let start = Instant::now();
+    let (starts, result, warned) = drive(RetryPolicy::docker(), Duration::ZERO, 0).await;
+    assert_eq!(start.elapsed(), s(15));
+    assert_eq!(starts, [s(0), s(1), s(3), s(7), s(15)]);
+    assert_eq!(result, Err("attempt 5 refused".to_owned()));
+    let expected: Vec<String> = [(1, "1s"), (2, "2s"), (3, "4s"), (4, "8s")]
+        .iter()
+        .map(|(n, d)| {
+            format!(
+                "Unable to connect to plugin: plugin.moby.localhost/A.B: \
+                 attempt {n} refused, retrying in {d}"
+            )
+        })
+        .collect();
+    assert_eq!(warned, expected);
+
+    // The budget counts from the first attempt, time spent trying
+    // included: attempts of 500 ms start at 0, 1.5, 4, 8.5 and 17 s; at
+    // 17.5 s the next 16 s would pass the budget.
+    let start = Instant::now();
+    let (starts, result, warned) = drive(RetryPolicy::docker(), MS(500), 0).await;
+    assert_eq!(start.elapsed(), MS(17_500));
+    assert_eq!(starts, [MS(0), MS(1500), MS(4000), MS(8500), MS(17_000)]);
+    assert!(result.is_err());
+    assert_eq!(warned.len(), 4);
+
+    // Docker's tests' 2 s budget: one retry, after 1 s.
+    let (starts, _, _) = drive(RetryPolicy::with_budget(s(2)), Duration::ZERO, 0).await;
+    assert_eq!(starts, [s(0), s(1)]);
+    // No budget: one attempt, no sleep.
+    let start = Instant::now();
+    let (starts, _, warned) = drive(RetryPolicy::none(), Duration::ZERO, 0).await;
+    assert_eq!((starts, start.elapsed()), (vec![s(0)], s(0)));
+    assert!(warned.is_empty());
+
+    // Success ends the schedule at once: the third attempt, at 3 s.
+    let start = Instant::now();
+    let (starts, result, _) = drive(RetryPolicy::docker(), Duration::ZERO, 3).await;
+    assert_eq!(result, Ok(3));
+    assert_eq!(starts, [s(0), s(1), s(3)]);
+    assert_eq!(start.elapsed(), s(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_retry_driver_never_retries_a_final_failure() {
+    use plugin_client::retry::{Failed, run};
+    let start = Instant::now();
+    let mut tries = 0;
+    let result: Result<(), &str> = run(RetryPolicy::docker(), || {
+        tries += 1;
+        async { Err(Failed::Final("status 500")) }
+    })
+    .await;
+    assert_eq!(result, Err("status 500"));
+    assert_eq!((tries, start.elapsed()), (1, Duration::ZERO));
 }
 
 // ---------------------------------------------------------------------------
@@ -1027,6 +1146,9 @@ async fn stream_hands_back_the_body_incrementally() {
     assert_eq!(e.to_string(), "A.Err: nope");
 }
 
+// Real time: the endless body keeps the plugin and the reader busy, so a
+// paused clock would never find the runtime idle and never reach the
+// timeout.
 #[tokio::test]
 async fn the_whole_exchange_timeout_bounds_a_stream() {
     // checklist 26: the client timeout also covers reading Stream's body.
@@ -1113,7 +1235,7 @@ async fn send_file_sized_and_unsized_bodies() {
     assert_eq!(e.to_string(), "EOF");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn send_file_streamed_body_is_never_retried_once_sent() {
     // divergence: a streamed body that left is never resent (Docker would
     // resend it empty); an in-memory body is resent whole.
@@ -1134,7 +1256,7 @@ async fn send_file_streamed_body_is_never_retried_once_sent() {
         .json::<Value>()
         .await
         .unwrap_err();
-    assert!(start.elapsed() < MS(900), "not retried");
+    assert_eq!(start.elapsed(), Duration::ZERO, "not retried");
     assert_eq!(
         e.to_string(),
         "Post \"http://plugin.moby.localhost/A.Echo\": EOF"
@@ -1152,6 +1274,7 @@ async fn send_file_streamed_body_is_never_retried_once_sent() {
     assert_eq!(v, json!({"a": 2}));
     let reqs = plugin.requests();
     assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].at - reqs[0].at, MS(1000), "retried after 1 s");
     assert_eq!(reqs[1].body, b"{\"a\":2}");
 }
 
@@ -1212,7 +1335,7 @@ async fn a_custom_transport_over_an_in_memory_pipe() {
     assert!(e.is_connect() && e.is_connection_refused(), "{e:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_dial_that_never_completes_hits_the_dial_timeout() {
     // checklist 20: the dial is bounded (Docker: 10 s; shortened here).
     let client = no_retry().dial_timeout(MS(100)).build_with_transport(
@@ -1225,7 +1348,7 @@ async fn a_dial_that_never_completes_hits_the_dial_timeout() {
         .json::<Manifest>()
         .await
         .unwrap_err();
-    assert!(start.elapsed() < WAIT);
+    assert_eq!(start.elapsed(), MS(100));
     assert!(e.is_timeout() && e.is_connect(), "{e:?}");
     assert_eq!(
         e.to_string(),
@@ -1268,7 +1391,7 @@ async fn typed_requests_use_the_messages_rules() {
     assert_eq!(reqs[1].path, "/VolumeDriver.Path");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn typed_calls_take_per_call_settings() {
     use plugin_proto::metrics::StopMetricsRequest;
     use plugin_proto::volume::CreateRequest;
@@ -1297,7 +1420,7 @@ async fn typed_calls_take_per_call_settings() {
         .await
         .unwrap_err();
     assert!(e.is_timeout(), "{e:?}");
-    assert!(start.elapsed() < WAIT, "{:?}", start.elapsed());
+    assert_eq!(start.elapsed(), MS(100), "the call's timeout, once");
     assert_eq!(plugin.count("/VolumeDriver.Create"), 1, "not retried");
     // Docker never reads this reply, so garbage in it is no error.
     client.call(&StopMetricsRequest {}).await.unwrap();
@@ -1329,7 +1452,7 @@ fn counting_hooks(builder: ClientBuilder) -> (ClientBuilder, Arc<AtomicUsize>, A
 /// deadline ends the retries itself: Docker's schedule runs until the next
 /// wait would pass it, then the call fails as a timeout that says what it
 /// tried, and the hook runs as at the end of the retry budget.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_deadline_ends_the_retries_and_still_runs_the_connect_failure_hook() {
     let dir = tmp();
     let path = dir.path().join("stale.sock");
@@ -1345,7 +1468,9 @@ async fn a_deadline_ends_the_retries_and_still_runs_the_connect_failure_hook() {
         .deadline(MS(1500))
         .await
         .unwrap_err();
-    assert!(start.elapsed() < WAIT, "{:?}", start.elapsed());
+    // Attempts at 0 and 1 s; the next, 2 s later, would start past the
+    // deadline, so the call ends at once rather than sleep towards it.
+    assert_eq!(start.elapsed(), MS(1000));
     assert!(
         err.is_deadline() && err.is_timeout() && err.is_connect(),
         "{err:?}"
@@ -1368,7 +1493,7 @@ async fn a_deadline_ends_the_retries_and_still_runs_the_connect_failure_hook() {
 /// A deadline that passes while the plugin holds the request ends the call
 /// with `<method>: no answer within <d>` and runs the timeout hook (the
 /// plugin was reached, so the connect-failure hook does not run).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_deadline_ends_a_call_the_plugin_never_answers_and_runs_the_timeout_hook() {
     let dir = tmp();
     let plugin = unix_plugin(&dir, FakePlugin::builder().on("A.Hang", Reply::hang())).await;
@@ -1377,7 +1502,7 @@ async fn a_deadline_ends_a_call_the_plugin_never_answers_and_runs_the_timeout_ho
     let client = builder.build(plugin.address().as_str(), None).unwrap();
     let start = Instant::now();
     let err = client.call("A.Hang").deadline(MS(200)).await.unwrap_err();
-    assert!(start.elapsed() < WAIT, "{:?}", start.elapsed());
+    assert_eq!(start.elapsed(), MS(200));
     assert!(
         err.is_deadline() && err.is_timeout() && !err.is_connect(),
         "{err:?}"
@@ -1394,6 +1519,7 @@ async fn a_deadline_ends_a_call_the_plugin_never_answers_and_runs_the_timeout_ho
 
     // A call that answers within its deadline is untouched by it.
     plugin.on("A.Hang", Reply::json(200, r#"{"ok":true}"#));
+    let start = Instant::now();
     let out: Value = client
         .call("A.Hang")
         .deadline(MS(2000))
@@ -1401,17 +1527,20 @@ async fn a_deadline_ends_a_call_the_plugin_never_answers_and_runs_the_timeout_ho
         .await
         .unwrap();
     assert_eq!(out, json!({"ok": true}));
+    assert_eq!(start.elapsed(), Duration::ZERO);
 }
 
 /// Per-attempt timeouts that use up the retries (no deadline) run the
 /// timeout hook too: the registry looks at where the plugin now lives.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn retried_per_attempt_timeouts_run_the_timeout_hook_once() {
     let dir = tmp();
     let plugin = unix_plugin(&dir, FakePlugin::builder().on("A.Hang", Reply::hang())).await;
     let (builder, connects, timeouts) = counting_hooks(no_retry().timeout(MS(100)));
     let client = builder.build(plugin.address().as_str(), None).unwrap();
+    let start = Instant::now();
     let err = client.call("A.Hang").await.unwrap_err();
+    assert_eq!(start.elapsed(), MS(100));
     assert!(err.is_timeout() && !err.is_deadline(), "{err:?}");
     assert_eq!(timeouts.load(Ordering::SeqCst), 1);
     assert_eq!(connects.load(Ordering::SeqCst), 0);

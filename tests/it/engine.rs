@@ -1421,7 +1421,9 @@ async fn log_writer_works_with_a_plugin_that_opens_the_fifo_inside_start_logging
     write_and_check(&tree, true).await;
 }
 
-#[tokio::test]
+// The paused clock: the writer's wait for a reader is a deadline, exact to
+// the millisecond.
+#[tokio::test(start_paused = true)]
 async fn log_writer_gives_up_on_a_plugin_that_never_opens_the_fifo() {
     let tree = PluginTree::new();
     let script = FakePlugin::builder()
@@ -1430,16 +1432,13 @@ async fn log_writer_gives_up_on_a_plugin_that_never_opens_the_fifo() {
         .on("LogDriver.StopLogging", Reply::ok());
     let (fake, p) = fake(&tree, "mute", "LogDriver", script).await;
     let path = tree.path("logging/c1");
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let e = LogDriver::new(&p)
         .unwrap()
         .open_writer(&path, container(), MS(200))
         .await
         .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "bounded, not a hang"
-    );
+    assert_eq!(started.elapsed(), MS(200), "bounded, not a hang");
     assert_eq!(
         e.to_string(),
         format!(
@@ -1461,7 +1460,7 @@ async fn log_writer_gives_up_on_a_plugin_that_never_opens_the_fifo() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn log_writer_start_failures_and_stop_failures() {
     let tree = PluginTree::new();
     let script = FakePlugin::builder()
@@ -1476,14 +1475,14 @@ async fn log_writer_start_failures_and_stop_failures() {
     let path = tree.path("logging/c2");
 
     // StartLogging fails: Docker's text, no wait for a reader, no FIFO left.
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let e = log
         .open_writer(&path, container(), Duration::from_secs(20))
         .await
         .unwrap_err();
     assert_eq!(e.to_string(), "error creating logger: no quota");
     assert_eq!(e.plugin_message(), Some("no quota"));
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(started.elapsed(), Duration::ZERO, "no wait for a reader");
     assert!(!path.exists());
 
     // The FIFO cannot be made: Docker's text, the OS error inside it.
@@ -1583,7 +1582,7 @@ fn bounded_calls(tree: &PluginTree) -> Registry {
 /// address, the registry forgets it, so the next lookup and call reach the
 /// plugin where it now lives. Before, only a connection failure evicted,
 /// and a wedged instance kept every call going to it.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_volume_call_timing_out_where_the_plugin_no_longer_lives_is_followed_by_one_reaching_its_new_home()
  {
     let tree = PluginTree::new();
@@ -1608,10 +1607,12 @@ async fn a_volume_call_timing_out_where_the_plugin_no_longer_lives_is_followed_b
     tree.write_spec(0, "mover", &moved.address());
 
     let volumes = VolumeDriver::new(&plugin).unwrap();
+    let start = tokio::time::Instant::now();
     let err = tokio::time::timeout(Duration::from_secs(5), volumes.get("v1"))
         .await
         .expect("bounded by the call timeout")
         .unwrap_err();
+    assert_eq!(start.elapsed(), MS(200), "the call timeout");
     assert!(err.is_timeout(), "{err}");
     assert_eq!(wedged.count("/VolumeDriver.Get"), 1);
     assert!(reg.plugins().is_empty(), "the wedged plugin is forgotten");
@@ -1637,7 +1638,7 @@ async fn a_volume_call_timing_out_where_the_plugin_no_longer_lives_is_followed_b
 /// D11 evicts only a plugin that died or moved: one that is merely slow at
 /// the address its files still name is kept, activated once, and answers
 /// the next call.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_network_call_timing_out_against_a_slow_plugin_at_the_same_address_keeps_it() {
     let tree = PluginTree::new();
     let slow = FakePlugin::builder()
@@ -1656,10 +1657,12 @@ async fn a_network_call_timing_out_against_a_slow_plugin_at_the_same_address_kee
         ..Default::default()
     };
     let network = NetworkDriver::new(&plugin).unwrap();
+    let start = tokio::time::Instant::now();
     let err = tokio::time::timeout(Duration::from_secs(5), network.create_network(&request))
         .await
         .expect("bounded by the call timeout")
         .unwrap_err();
+    assert_eq!(start.elapsed(), MS(200), "the call timeout");
     assert!(err.is_timeout(), "{err}");
 
     assert!(events.try_recv().is_err(), "no eviction");
@@ -1680,7 +1683,7 @@ async fn a_network_call_timing_out_against_a_slow_plugin_at_the_same_address_kee
 /// the policy would run for 30 s, the call says it timed out and what it
 /// tried, and the registry still evicts the dead plugin, so the next
 /// lookup finds its new address.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_deadline_cut_call_to_a_vanished_plugin_still_evicts_it() {
     let tree = PluginTree::new();
     let socket = tree.path("run/gone.sock");
@@ -1704,7 +1707,7 @@ async fn a_deadline_cut_call_to_a_vanished_plugin_still_evicts_it() {
         .await;
     tree.write_spec(0, "gone", &moved.address());
 
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
     let list = plugin_registry::proto::volume::ListRequest {};
     let err = plugin
         .client()
@@ -1712,11 +1715,9 @@ async fn a_deadline_cut_call_to_a_vanished_plugin_still_evicts_it() {
         .deadline(MS(300))
         .await
         .unwrap_err();
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
+    // The first retry, 1 s away, would start past the deadline: the call
+    // ends at once.
+    assert_eq!(start.elapsed(), Duration::ZERO);
     assert!(err.is_deadline() && err.is_connect(), "{err:?}");
     assert!(
         err.to_string().starts_with(

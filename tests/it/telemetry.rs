@@ -2,6 +2,10 @@
 //! debugging recorder installed for the test's thread (the tests run on a
 //! current-thread runtime, so every task they spawn records into it) and
 //! the kit's log capture for spans.
+//!
+//! Time is not their subject, but their calls wait out Docker's 1 s retry
+//! backoff: they run on tokio's paused clock, which passes it at once (the
+//! plugins run on the test's runtime, so no reply is overtaken).
 
 use std::time::Duration;
 
@@ -50,7 +54,7 @@ fn value(metrics: &Metrics, name: &str, labels: &[(&str, &str)]) -> u64 {
         .sum()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn calls_activations_evictions_and_listings_are_counted_by_plugin_method_and_class() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
@@ -213,7 +217,7 @@ async fn a_bare_client_is_labelled_by_its_address_and_failed_activations_count()
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn calls_and_activations_have_spans_with_plugin_method_address_and_attempt() {
     let logs = logs::capture();
     let tree = PluginTree::new();

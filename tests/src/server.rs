@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -92,8 +92,9 @@ pub struct Recorded {
     pub raw: Vec<u8>,
     /// The DER of the client's TLS certificate, if it presented one.
     pub peer_cert: Option<Vec<u8>>,
-    /// When the request was complete (useful to check retry schedules).
-    pub at: Instant,
+    /// When the request was complete, on tokio's clock: retry schedules
+    /// are checked as exact differences on a paused test clock.
+    pub at: tokio::time::Instant,
 }
 
 impl Recorded {
@@ -940,7 +941,7 @@ async fn serve<S: Stream>(mut s: S, conn_id: u64, peer_cert: Option<Vec<u8>>, sh
             head: req.head,
             raw: req.raw,
             peer_cert: peer_cert.clone(),
-            at: Instant::now(),
+            at: tokio::time::Instant::now(),
         };
         let reply = shared.script.lock().unwrap().reply_for(&rec.route());
         let close_requested = rec

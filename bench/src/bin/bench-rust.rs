@@ -16,7 +16,7 @@
 //! | `herd` | `--callers` concurrent `get`s of one name | `handshakes`, `ms` |
 //! | `idle` | activates 1,000 plugins, measures RSS, idles `--idle-secs` | `rss_*`, `sockets_*` |
 //! | `plugin-serve` | the plugin side of P10: `plugin-server` answering `VolumeDriver.Get` on `--socket`, until stdin closes (driven by `bench-raw serve`) | `ready` once listening |
-//! | `encode` | no IO: the request encoding and reply decoding of `seq` alone, and a vectorised Go-style string writer for comparison (diagnostics for P3; no `--tree`) | `*_us` |
+//! | `encode` | no IO: the request encoding and reply decoding of `seq` alone, and plain serde_json's encoding for comparison (diagnostics for P3; no `--tree`) | `*_us` |
 //!
 //! The runtime is tokio's multi-threaded one (`--runtime current` for the
 //! single-threaded one), as an engine would run it.
@@ -45,13 +45,7 @@ fn main() -> Result<(), BoxError> {
     if args.scenario() == "plugin-serve" {
         return plugin_serve(&args);
     }
-    let rt = match args.str_or("runtime", "multi") {
-        "multi" => tokio::runtime::Builder::new_multi_thread(),
-        "current" => tokio::runtime::Builder::new_current_thread(),
-        other => return Err(format!("--runtime multi|current, not {other:?}").into()),
-    }
-    .enable_all()
-    .build()?;
+    let rt = plugin_bench::runtime(&args)?;
     // Run on a worker, as an engine's request handlers do: `block_on`
     // alone would poll the scenario on this thread and make every call
     // hop between it and the worker running hyper's connection task.
@@ -356,11 +350,11 @@ async fn idle(args: &Args, tree: &Tree) -> Result<Report, BoxError> {
 }
 
 /// Diagnostics for P3: where the CPU of a large typed call goes, without
-/// any IO. `encode_args_us` is what `call` pays to encode (serde_json plus
-/// Go's HTML escaping), `serde_json_us` serde_json's share of it,
-/// `decode_us` the reply decoding, and `go_writer_us` a sketch of a
-/// Go-compatible writer whose string escaping scans 32-byte blocks (the
-/// suggested fix; output checked equal to `encode_args`).
+/// any IO. `encode_args_us` is what `call` pays to encode (the Go-rules
+/// writer of `plugin-proto`), `serde_json_us` plain serde_json's compact
+/// encoding of the same value for comparison (no Go escapes; what the
+/// encoder cost before it skipped clean blocks), and `decode_us` the reply
+/// decoding.
 fn encode(args: &Args) -> Result<Report, BoxError> {
     let request = Echo::of_size(args.num("size", 65_536)?);
     let iters: u32 = args.num("iters", 2000)?;
@@ -377,13 +371,8 @@ fn encode(args: &Args) -> Result<Report, BoxError> {
         Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(iters))
     };
     let encoded = plugin_registry::proto::encode_args(Some(&request))?;
-    let sketch = go_writer_sketch(&request);
-    if sketch != encoded {
-        return Err("the writer sketch disagrees with encode_args".into());
-    }
     let encode_args = time(&mut || Ok(plugin_registry::proto::encode_args(Some(&request))?.len()))?;
     let serde_json = time(&mut || Ok(serde_json::to_vec(&request)?.len()))?;
-    let go_writer = time(&mut || Ok(go_writer_sketch(&request).len()))?;
     let decode = time(&mut || {
         let echo: Echo = plugin_registry::proto::decode_message(&encoded)?;
         Ok(echo.name.len())
@@ -391,93 +380,7 @@ fn encode(args: &Args) -> Result<Report, BoxError> {
     Ok(Report::new()
         .num("encode_args_us", encode_args)
         .num("serde_json_us", serde_json)
-        .num("go_writer_us", go_writer)
         .num("decode_us", decode))
-}
-
-/// The echo request written by hand as Go's encoder would, strings escaped
-/// by [`write_go_string`].
-fn go_writer_sketch(request: &Echo) -> Vec<u8> {
-    let mut out = Vec::with_capacity(request.name.len() + 64);
-    out.extend_from_slice(b"{\"Name\":");
-    write_go_string(&mut out, &request.name);
-    out.extend_from_slice(b",\"Opts\":{");
-    for (i, (k, v)) in request.opts.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_go_string(&mut out, k);
-        out.push(b':');
-        write_go_string(&mut out, v);
-    }
-    out.extend_from_slice(b"}}\n");
-    out
-}
-
-/// A JSON string as Go's `encoding/json` writes it (`\"`, `\\`, `\n`,
-/// `\r`, `\t`, `\u00XX` for other controls, `\u003c` `\u003e` `\u0026`,
-/// `\u2028` `\u2029`), clean 32-byte blocks skipped with one
-/// branch-free test each.
-fn write_go_string(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let special = |b: u8| {
-        (b < 0x20)
-            | (b == b'"')
-            | (b == b'\\')
-            | (b == b'<')
-            | (b == b'>')
-            | (b == b'&')
-            | (b == 0xe2)
-    };
-    let bytes = s.as_bytes();
-    out.push(b'"');
-    let (mut start, mut i) = (0, 0);
-    while i < bytes.len() {
-        if let Some(block) = bytes.get(i..i + 32)
-            && !block.iter().fold(false, |any, &b| any | special(b))
-        {
-            i += 32;
-            continue;
-        }
-        let b = bytes[i];
-        let escape: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0xe2 if bytes.get(i + 1) == Some(&0x80)
-                && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) =>
-            {
-                Some(if bytes[i + 2] == 0xa8 {
-                    b"\\u2028"
-                } else {
-                    b"\\u2029"
-                })
-            }
-            b if b < 0x20 || b == b'<' || b == b'>' || b == b'&' => None,
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        match escape {
-            Some(e) => out.extend_from_slice(e),
-            None => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
-        }
-        i += if b == 0xe2 { 3 } else { 1 };
-        start = i;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// The plugin of P10: a volume driver that answers `Get` with the volume
@@ -521,12 +424,7 @@ impl VolumeDriver for BenchVolumes {
 /// `ready` once the socket listens, and stops when stdin closes.
 fn plugin_serve(args: &Args) -> Result<(), BoxError> {
     let socket = args.str("socket")?.to_owned();
-    let rt = match args.str_or("runtime", "multi") {
-        "multi" => tokio::runtime::Builder::new_multi_thread(),
-        _ => tokio::runtime::Builder::new_current_thread(),
-    }
-    .enable_all()
-    .build()?;
+    let rt = plugin_bench::runtime(args)?;
     rt.block_on(async move {
         let listener = Listener::unix(&socket)?;
         let plugin = Plugin::builder().volume(BenchVolumes).build()?;

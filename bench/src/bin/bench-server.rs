@@ -10,6 +10,12 @@
 //! `Bench.Stats` (`{"Activates":n}`). It prints `ready` once everything
 //! listens, and exits when its standard input closes, so it never outlives
 //! the xtask.
+//!
+//! `bench-server plugin-serve --socket PATH [--runtime multi|current]` is
+//! P10's floor (diagnostics, not in the xtask's table): the same
+//! `VolumeDriver.Get` answer as `bench-rust plugin-serve`, from bare hyper
+//! and serde_json with none of `plugin-server`'s limits, timers or Go
+//! rules, driven by `bench-raw serve --server bench-server`.
 
 #![forbid(unsafe_code)]
 // The `ready` line on stdout is how the xtask knows the tree is built.
@@ -37,6 +43,9 @@ static ACTIVATES: AtomicU64 = AtomicU64::new(0);
 
 fn main() -> Result<(), BoxError> {
     let args = plugin_bench::Args::from_env()?;
+    if args.scenario() == "plugin-serve" {
+        return plugin_serve(&args);
+    }
     if args.scenario() != "serve" {
         return Err("usage: bench-server serve --tree DIR".into());
     }
@@ -177,4 +186,81 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         http::HeaderValue::from_static("application/vnd.docker.plugins.v1.1+json"),
     );
     Ok(reply)
+}
+
+/// P10's floor: bare hyper answering `VolumeDriver.Get` on `--socket`
+/// until stdin closes. See the module docs.
+fn plugin_serve(args: &plugin_bench::Args) -> Result<(), BoxError> {
+    let socket = args.str("socket")?.to_owned();
+    let rt = plugin_bench::runtime(args)?;
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    rt.block_on(async move {
+        let listener = bind(std::path::Path::new(&socket))?;
+        println!("ready");
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(async move {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .header_read_timeout(None)
+                            .serve_connection(TokioIo::new(stream), service_fn(get))
+                            .await;
+                    });
+                }
+                Err(e) => accept_failed(e).await,
+            }
+        }
+    })
+}
+
+async fn get(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    #[derive(serde::Deserialize)]
+    struct Get {
+        #[serde(rename = "Name")]
+        name: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Volume {
+        #[serde(rename = "Name")]
+        name: String,
+        #[serde(rename = "Mountpoint")]
+        mountpoint: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Reply {
+        #[serde(rename = "Volume")]
+        volume: Volume,
+    }
+    let activate = req.uri().path() == "/Plugin.Activate";
+    let body = req.into_body().collect().await.map(|b| b.to_bytes());
+    let reply = if activate {
+        Bytes::from_static(ACTIVATE_REPLY)
+    } else {
+        match body
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Get>(&b).ok())
+        {
+            Some(get) => {
+                let reply = Reply {
+                    volume: Volume {
+                        mountpoint: format!("{}{}", plugin_bench::SERVE_MOUNT_PREFIX, get.name),
+                        name: get.name,
+                    },
+                };
+                let mut out = serde_json::to_vec(&reply).unwrap_or_default();
+                out.push(b'\n');
+                Bytes::from(out)
+            }
+            None => Bytes::from_static(br#"{"Err":"bad request"}"#),
+        }
+    };
+    let mut resp = Response::new(Full::new(reply));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/vnd.docker.plugins.v1.1+json"),
+    );
+    Ok(resp)
 }

@@ -324,7 +324,7 @@ pub fn status_error_body(data: &[u8]) {
     let raw = String::from_utf8_lossy(data);
     if e.message() != raw {
         let text = gojson::go_lossy_utf8(data);
-        let value: serde_json::Value = match serde_json::from_slice(&text) {
+        let value: serde_json::Value = match serde_json::from_str(&text) {
             Ok(v) => v,
             Err(err) => panic!(
                 "message {:?} from a body that is not JSON: {err}",

@@ -154,7 +154,7 @@ impl DecodeError {
 /// Go's `json.Decoder.Decode` does.
 pub(crate) fn first_value(bytes: &[u8]) -> Result<GoValue, DecodeError> {
     let text = go_lossy_utf8(bytes);
-    let mut stream = serde_json::Deserializer::from_slice(text.as_ref()).into_iter::<GoValue>();
+    let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<GoValue>();
     match stream.next() {
         None => Err(DecodeError::Eof),
         Some(Ok(v)) => Ok(v),
@@ -167,7 +167,7 @@ pub(crate) fn first_value(bytes: &[u8]) -> Result<GoValue, DecodeError> {
 /// does: trailing non-space bytes are an error.
 pub(crate) fn whole_value(bytes: &[u8]) -> Result<GoValue, DecodeError> {
     let text = go_lossy_utf8(bytes);
-    serde_json::from_slice::<GoValue>(text.as_ref()).map_err(|e| {
+    serde_json::from_str::<GoValue>(&text).map_err(|e| {
         if e.is_eof() {
             DecodeError::UnexpectedEof
         } else {
@@ -178,25 +178,28 @@ pub(crate) fn whole_value(bytes: &[u8]) -> Result<GoValue, DecodeError> {
 
 /// Go's decoder replaces each byte of an invalid UTF-8 sequence inside a
 /// string with U+FFFD; outside strings such bytes are a syntax error either
-/// way, so replacing them everywhere gives Go's results.
-pub(crate) fn go_lossy_utf8(bytes: &[u8]) -> Cow<'_, [u8]> {
-    if std::str::from_utf8(bytes).is_ok() {
-        return Cow::Borrowed(bytes);
-    }
-    let mut out = Vec::with_capacity(bytes.len() + 16);
-    let mut rest = bytes;
+/// way, so replacing them everywhere gives Go's results. The answer is a
+/// `str` so that serde_json reads it with `from_str`, which does not check
+/// the UTF-8 of every string a second time (a 64 KiB reply paid for both).
+pub(crate) fn go_lossy_utf8(bytes: &[u8]) -> Cow<'_, str> {
+    let mut rest = match std::str::from_utf8(bytes) {
+        Ok(text) => return Cow::Borrowed(text),
+        Err(_) => bytes,
+    };
+    let mut out = String::with_capacity(bytes.len() + 16);
     loop {
         match std::str::from_utf8(rest) {
             Ok(s) => {
-                out.extend_from_slice(s.as_bytes());
+                out.push_str(s);
                 break;
             }
             Err(e) => {
                 let (good, bad) = rest.split_at(e.valid_up_to());
-                out.extend_from_slice(good);
+                // `good` is the valid prefix `from_utf8` just checked.
+                out.push_str(std::str::from_utf8(good).unwrap_or_default());
                 let n = e.error_len().unwrap_or(bad.len());
                 for _ in 0..n {
-                    out.extend_from_slice("\u{fffd}".as_bytes());
+                    out.push('\u{fffd}');
                 }
                 rest = &bad[n..];
             }
@@ -347,62 +350,15 @@ pub(crate) fn string_list_field(
 
 /// Encodes `value` as Go's `json.Encoder.Encode` does: HTML-escaped `<`,
 /// `>`, `&`, escaped U+2028 and U+2029, and a trailing newline
-/// (checklist 21). One pass: the escaping happens as serde_json writes each
-/// string, so a large body is neither scanned nor copied a second time.
+/// (checklist 21). One pass: strings are escaped as they are written
+/// (`gowrite.rs`), so a large body is neither scanned nor copied twice.
 pub(crate) fn encode<T: serde::Serialize + ?Sized>(
     value: &T,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(128);
-    value.serialize(&mut serde_json::Serializer::with_formatter(
-        &mut out,
-        GoFormatter,
-    ))?;
+    crate::gowrite::write_value(&mut out, value)?;
     out.push(b'\n');
     Ok(out)
-}
-
-/// serde_json's compact output, plus the escapes Go's encoder adds inside
-/// strings.
-struct GoFormatter;
-
-impl serde_json::ser::Formatter for GoFormatter {
-    fn write_string_fragment<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> std::io::Result<()> {
-        let bytes = fragment.as_bytes();
-        if !may_need_escape(bytes) {
-            return writer.write_all(bytes);
-        }
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            let escape: &[u8] = match c {
-                '<' => b"\\u003c",
-                '>' => b"\\u003e",
-                '&' => b"\\u0026",
-                '\u{2028}' => b"\\u2028",
-                '\u{2029}' => b"\\u2029",
-                _ => continue,
-            };
-            writer.write_all(&bytes[start..i])?;
-            writer.write_all(escape)?;
-            start = i + c.len_utf8();
-        }
-        writer.write_all(&bytes[start..])
-    }
-}
-
-/// Whether `bytes` holds `<`, `>`, `&` or a 0xE2 lead byte (U+2028 and
-/// U+2029 start with it). Branch-free over 32-byte blocks so the compiler
-/// vectorises it: the common string needs no escape and is written whole.
-fn may_need_escape(bytes: &[u8]) -> bool {
-    let hit = |b: u8| (b == b'<') | (b == b'>') | (b == b'&') | (b == 0xe2);
-    let (blocks, rest) = bytes.as_chunks::<32>();
-    blocks
-        .iter()
-        .any(|block| block.iter().fold(false, |any, &b| any | hit(b)))
-        || rest.iter().any(|&b| hit(b))
 }
 
 #[cfg(test)]

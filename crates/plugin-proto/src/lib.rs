@@ -55,6 +55,7 @@ mod godecode;
 mod gojson;
 mod goquote;
 mod gotime;
+mod gowrite;
 mod manifest;
 mod message;
 mod reply;

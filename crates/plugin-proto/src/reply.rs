@@ -95,7 +95,7 @@ pub fn decode_reply(
 /// the error `EOF`.
 pub fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Option<T>, DecodeError> {
     let text = gojson::go_lossy_utf8(body);
-    let mut stream = serde_json::Deserializer::from_slice(&text).into_iter::<Option<T>>();
+    let mut stream = serde_json::Deserializer::from_str(&text).into_iter::<Option<T>>();
     match stream.next() {
         None => Err(DecodeError::Eof),
         Some(Ok(v)) => Ok(v),

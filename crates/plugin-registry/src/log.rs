@@ -191,7 +191,7 @@ impl LogStream {
 mod writer {
     use std::io;
     use std::path::{Path, PathBuf};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use plugin_proto::log::{Capability, Info, LogEntry, encode_frame};
     use plugin_proto::retry::go_duration;
@@ -343,7 +343,8 @@ mod writer {
     /// to `timeout` (then `TimedOut`). A plugin blocked in a plain open of
     /// the read end counts as a reader, so this also releases it.
     async fn wait_for_reader(path: &Path, timeout: Duration) -> io::Result<pipe::Sender> {
-        let start = Instant::now();
+        // tokio's clock, as the poll's sleep: the bound is a deadline.
+        let start = tokio::time::Instant::now();
         loop {
             match pipe::OpenOptions::new().open_sender(path) {
                 Err(e) if e.raw_os_error() == Some(Errno::NXIO.raw_os_error()) => {

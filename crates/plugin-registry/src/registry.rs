@@ -69,7 +69,9 @@ struct Registered {
 
 #[derive(Clone)]
 struct Failure {
-    at: Instant,
+    // The negative cache's expiry is a deadline: tokio's clock, so that it
+    // follows a paused test clock like every other timeout here.
+    at: tokio::time::Instant,
     state: ListState,
     error: Error,
 }
@@ -247,7 +249,7 @@ impl Registry {
                 let state = ListState::of(&error);
                 if !policy.negative_ttl.is_zero() {
                     let failure = Failure {
-                        at: Instant::now(),
+                        at: tokio::time::Instant::now(),
                         state,
                         error: error.clone(),
                     };

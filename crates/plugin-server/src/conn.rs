@@ -137,8 +137,19 @@ struct IdleWhenDone {
 
 impl Drop for IdleWhenDone {
     fn drop(&mut self) {
-        self.phase.send_replace(Phase::Idle);
+        set_quietly(&self.phase, Phase::Idle);
     }
+}
+
+/// Leaving a head (`Busy`, `Idle`) is recorded without waking the
+/// watcher: only a head's start needs it awake, and it checks the phase
+/// again when its timer fires. Each wake-up made the connection's task go
+/// through the scheduler and poll hyper once more on every request.
+fn set_quietly(phase: &watch::Sender<Phase>, next: Phase) {
+    phase.send_if_modified(|p| {
+        *p = next;
+        false
+    });
 }
 
 impl Body for IdleWhenDone {
@@ -162,13 +173,19 @@ impl Body for IdleWhenDone {
 }
 
 /// Resolves when a request head has been arriving for longer than
-/// `limit`.
+/// `limit`. Woken when a head starts; the end of a head is set quietly
+/// (`set_quietly`), so the phase is checked again when the timer fires.
 async fn head_timed_out(phase: &mut watch::Receiver<Phase>, limit: Duration) {
     loop {
         let current = *phase.borrow_and_update();
         let changed = match current {
             Phase::Head(start) => tokio::select! {
-                () = tokio::time::sleep_until(start + limit) => return,
+                () = tokio::time::sleep_until(start + limit) => {
+                    if *phase.borrow() == current {
+                        return;
+                    }
+                    continue;
+                }
                 r = phase.changed() => r,
             },
             Phase::Idle | Phase::Busy => phase.changed().await,
@@ -193,7 +210,7 @@ where
     let service = {
         let phase = phase.clone();
         service_fn(move |req| {
-            phase.send_replace(Phase::Busy);
+            set_quietly(&phase, Phase::Busy);
             let phase = phase.clone();
             let plugin = plugin.clone();
             async move {
