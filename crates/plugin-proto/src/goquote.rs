@@ -5,6 +5,28 @@
 pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
+    push_escaped(&mut out, s);
+    out.push('"');
+    out
+}
+
+/// Quotes bytes the way Go's `%q` verb quotes a string holding them: valid
+/// UTF-8 as [`quote`] does, each byte of an invalid sequence as `\xNN`
+/// (Go's escape errors quote three bytes, which may cut a character).
+pub(crate) fn quote_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for chunk in bytes.utf8_chunks() {
+        push_escaped(&mut out, chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn push_escaped(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -22,8 +44,6 @@ pub(crate) fn quote(s: &str) -> String {
             c => out.push_str(&format!("\\U{:08x}", c as u32)),
         }
     }
-    out.push('"');
-    out
 }
 
 /// An approximation of Go's `unicode.IsPrint` that is exact for the
@@ -40,12 +60,19 @@ fn is_print(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::quote;
+    use super::{quote, quote_bytes};
 
     #[test]
     fn quotes_like_go() {
         assert_eq!(quote("a\"b\\c"), r#""a\"b\\c""#);
         assert_eq!(quote("x\ny\t\u{0}"), r#""x\ny\t\x00""#);
         assert_eq!(quote("é\u{2028}"), "\"é\\u2028\"");
+    }
+
+    #[test]
+    fn bytes_that_cut_a_character_are_quoted_like_go() {
+        // Go: strconv.Quote("%z\xc3") is "%z\\xc3".
+        assert_eq!(quote_bytes(b"%z\xc3"), r#""%z\xc3""#);
+        assert_eq!(quote_bytes("a\"é".as_bytes()), r#""a\"é""#);
     }
 }

@@ -1,18 +1,21 @@
 //! The serializer behind [`gojson::encode`](crate::gojson): what Go's
 //! `json.Encoder` writes for a value, in one pass into a `Vec<u8>`.
 //!
-//! The output is serde_json's compact output byte for byte (numbers are
-//! written by serde_json's own [`CompactFormatter`], errors carry its
-//! texts) with Go's string escapes on top: `<`, `>`, `&`, U+2028 and
-//! U+2029 as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`. It exists
-//! because serde_json escapes strings a byte at a time: a 64 KiB argument
-//! cost ~13 µs there, where skipping clean 32-byte blocks with one
-//! branch-free test each (which the compiler vectorises) and copying each
-//! clean run once costs a few.
+//! Byte for byte what Go 1.19 (the build Docker's behaviour was recorded
+//! with) writes: strings with Go's escapes (`<`, `>`, `&`, U+2028 and
+//! U+2029 as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`; control
+//! characters but `\t`, `\n`, `\r` as `\u00XX`, backspace and form feed
+//! included), floats by Go's rule (`1`, `1e+21`, `1.5e-7`; NaN and
+//! infinities are Go's error), integers and structure as serde_json's
+//! compact writer, whose error texts it keeps. It exists because
+//! serde_json escapes strings a byte at a time: a 64 KiB argument cost
+//! ~13 µs there, where skipping clean 32-byte blocks with one branch-free
+//! test each (which the compiler vectorises) and copying each clean run
+//! once costs a few.
 //!
-//! **What it must never do:** write anything serde_json's compact
-//! serializer plus Go's escapes would not (the tests below and the
-//! `args_roundtrip` fuzz target compare them), or use `unsafe`.
+//! **What it must never do:** write anything Go's encoder would not (the
+//! tests below compare against Go's output and a plain model of it; the
+//! `args_roundtrip` fuzz target reads everything back), or use `unsafe`.
 
 use serde::Serialize;
 use serde::ser::{self, Error as _, Impossible};
@@ -46,10 +49,10 @@ const ESCAPE: [u8; 256] = {
         t[b] = b'u';
         b += 1;
     }
-    t[0x08] = b'b';
+    // Go before 1.22 (Docker's reference build is Go 1.19) writes
+    // backspace and form feed as `\u0008` and `\u000c`, not `\b`, `\f`.
     t[0x09] = b't';
     t[0x0a] = b'n';
-    t[0x0c] = b'f';
     t[0x0d] = b'r';
     t[b'"' as usize] = b'"';
     t[b'\\' as usize] = b'\\';
@@ -140,7 +143,44 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Numbers go through serde_json's own formatter, so they are its digits.
+/// A float as Go's encoder writes it: the shortest digits that read back
+/// to the same value, without an exponent (`1`, not serde_json's `1.0`;
+/// `100000000000000000000`, not `1e20`) unless the magnitude is below
+/// 1e-6 or at least 1e21, where the exponent has a sign (`1e+21`) and no
+/// leading zero (`1.5e-7`). NaN and infinities are Go's error, not
+/// serde_json's `null`.
+fn go_float<F>(out: &mut Vec<u8>, v: F, finite: bool, exponent: bool) -> Result<(), Error>
+where
+    F: std::fmt::Display + std::fmt::LowerExp,
+{
+    use std::io::Write as _;
+    if !finite {
+        let text = v.to_string();
+        let text = match text.as_str() {
+            "inf" => "+Inf",
+            "-inf" => "-Inf",
+            _ => "NaN",
+        };
+        return Err(Error::custom(format!("json: unsupported value: {text}")));
+    }
+    // Rust's `Display` and `{:e}` print the shortest round-trip digits, as
+    // Go's `strconv.FormatFloat(f, 'f' or 'e', -1, bits)` does.
+    let written = if exponent {
+        let start = out.len();
+        let written = write!(out, "{v:e}");
+        if let Some(e) = out[start..].iter().position(|&b| b == b'e')
+            && out.get(start + e + 1) != Some(&b'-')
+        {
+            out.insert(start + e + 1, b'+');
+        }
+        written
+    } else {
+        write!(out, "{v}")
+    };
+    written.map_err(Error::io)
+}
+
+/// Integers go through serde_json's own formatter, so they are its digits.
 fn number(
     out: &mut Vec<u8>,
     write: impl FnOnce(&mut CompactFormatter, &mut Vec<u8>) -> std::io::Result<()>,
@@ -218,21 +258,19 @@ impl<'w> ser::Serializer for &'w mut GoWriter<'_> {
     }
 
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
-        if v.is_finite() {
-            number(self.out, |f, w| f.write_f32(w, v))
-        } else {
-            self.null();
-            Ok(())
-        }
+        let exponent = {
+            let abs = v.abs();
+            abs != 0.0 && !(1e-6..1e21).contains(&abs)
+        };
+        go_float(self.out, v, v.is_finite(), exponent)
     }
 
     fn serialize_f64(self, v: f64) -> Result<(), Error> {
-        if v.is_finite() {
-            number(self.out, |f, w| f.write_f64(w, v))
-        } else {
-            self.null();
-            Ok(())
-        }
+        let exponent = {
+            let abs = v.abs();
+            abs != 0.0 && !(1e-6..1e21).contains(&abs)
+        };
+        go_float(self.out, v, v.is_finite(), exponent)
     }
 
     fn serialize_char(self, v: char) -> Result<(), Error> {
@@ -614,9 +652,11 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    /// The previous encoder, kept as the reference: serde_json's compact
-    /// output, then Go's escapes. The replaced characters can only occur
-    /// inside strings there, so replacing them after the fact is exact.
+    /// serde_json's compact output, then Go's escapes: what the encoder
+    /// writes for every serde shape whose strings hold no backspace or
+    /// form feed and whose floats serde_json and Go write alike. The
+    /// replaced characters can only occur inside strings there, so
+    /// replacing them after the fact is exact.
     fn model(value: &(impl Serialize + ?Sized)) -> String {
         serde_json::to_string(value)
             .unwrap()
@@ -625,6 +665,115 @@ mod tests {
             .replace('&', "\\u0026")
             .replace('\u{2028}', "\\u2028")
             .replace('\u{2029}', "\\u2029")
+    }
+
+    /// Go 1.19's encoder for a JSON value, written the plain way: a
+    /// character at a time, floats by Go's `'f'`/`'e'` rule.
+    fn go_model(value: &serde_json::Value) -> String {
+        use serde_json::Value as V;
+        fn quote(s: &str, out: &mut String) {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\0'..='\u{1f}' => {
+                        out.push_str(&format!("\\u{:04x}", u32::from(c)));
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        fn write(v: &V, out: &mut String) {
+            match v {
+                V::String(s) => quote(s, out),
+                V::Number(n) if n.is_f64() => {
+                    let f = n.as_f64().unwrap();
+                    if f != 0.0 && !(1e-6..1e21).contains(&f.abs()) {
+                        let e = format!("{f:e}");
+                        out.push_str(&if e.contains("e-") {
+                            e
+                        } else {
+                            e.replace('e', "e+")
+                        });
+                    } else {
+                        out.push_str(&f.to_string());
+                    }
+                }
+                V::Array(items) => {
+                    out.push('[');
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        write(item, out);
+                    }
+                    out.push(']');
+                }
+                V::Object(members) => {
+                    out.push('{');
+                    for (i, (k, item)) in members.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        quote(k, out);
+                        out.push(':');
+                        write(item, out);
+                    }
+                    out.push('}');
+                }
+                other => out.push_str(&other.to_string()),
+            }
+        }
+        let mut out = String::new();
+        write(value, &mut out);
+        out
+    }
+
+    fn go_string(s: &str) -> String {
+        go_model(&serde_json::Value::String(s.to_owned()))
+    }
+
+    #[test]
+    fn floats_are_what_go_writes() {
+        // Go 1.19's json.Encoder for the same float64 values.
+        let cases: [(f64, &str); 14] = [
+            (1.0, "1"),
+            (1e15, "1000000000000000"),
+            (1e16, "10000000000000000"),
+            (1e20, "100000000000000000000"),
+            (1e21, "1e+21"),
+            (1.5e-7, "1.5e-7"),
+            (1e-6, "0.000001"),
+            (0.000001234, "0.000001234"),
+            (-0.0, "-0"),
+            (123456789012345680.0, "123456789012345680"),
+            (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (1.5e-10, "1.5e-10"),
+            (2.5e100, "2.5e+100"),
+        ];
+        for (f, text) in cases {
+            assert_eq!(go(&f), text, "{f:?}");
+        }
+        // And for float32 values, with float32's shortest digits.
+        for (f, text) in [(1e21_f32, "1e+21"), (1.1, "1.1"), (3.4e-7, "3.4e-7")] {
+            assert_eq!(go(&f), text, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn non_finite_floats_are_gos_error_not_null() {
+        for (f, text) in [(f64::NAN, "NaN"), (f64::NEG_INFINITY, "-Inf")] {
+            let err = write_value(&mut Vec::new(), &[f]).unwrap_err();
+            assert_eq!(err.to_string(), format!("json: unsupported value: {text}"));
+        }
+        let err = write_value(&mut Vec::new(), &f32::INFINITY).unwrap_err();
+        assert_eq!(err.to_string(), "json: unsupported value: +Inf");
     }
 
     #[test]
@@ -638,22 +787,24 @@ mod tests {
             go(&value),
             "{\"k\\u003c\\u003e\\u0026\\u2028\":\"a\\u003cb\\u003e\\u0026c\\u2028\\u2029\\u0000\\u001f\\\"\\\\\\n\\r\\t\u{7f} é\u{2027}\u{202a}€\"}"
         );
-        // Go 1.22 and serde_json write `\b` and `\f`; Go before 1.22
-        // `\u0008` and `\u000c`. The encoder keeps serde_json's.
-        assert_eq!(go("\u{8}\u{c}"), "\"\\b\\f\"");
+        // Go 1.22 and serde_json write `\b` and `\f`; Go 1.19, Docker's
+        // reference build, `\u0008` and `\u000c`.
+        assert_eq!(go("\u{8}\u{c}"), "\"\\u0008\\u000c\"");
     }
 
     #[test]
     fn escapes_at_block_boundaries_and_in_dense_runs() {
         // A clean run, then each escape placed across the 32-byte block
         // edges, U+2028 split over two blocks, and runs of escapes.
-        for special in ["<", "\"", "\n", "\u{2028}", "\u{2029}", "€", "\u{1}", "é"] {
+        for special in [
+            "<", "\"", "\n", "\u{2028}", "\u{2029}", "€", "\u{1}", "\u{8}", "é",
+        ] {
             for at in 0..70 {
                 let s = format!("{}{special}{}", "v".repeat(at), "w".repeat(70 - at));
-                assert_eq!(go(&s), model(&s), "{special:?} at {at}");
+                assert_eq!(go(&s), go_string(&s), "{special:?} at {at}");
             }
             let dense = special.repeat(100);
-            assert_eq!(go(&dense), model(&dense));
+            assert_eq!(go(&dense), go_string(&dense));
         }
         let big = "v".repeat(65_536);
         assert_eq!(go(&big), format!("\"{big}\""));
@@ -712,7 +863,7 @@ mod tests {
     fn every_serde_shape_matches_serde_json() {
         static BYTES: serde_bytes_like::Bytes = serde_bytes_like::Bytes([0, 7, 255]);
         let value = Everything {
-            t: (true, '<', -(1 << 100), u128::MAX, 0.1, f64::NAN),
+            t: (true, '<', -(1 << 100), u128::MAX, 0.1, -2.5),
             bytes: &BYTES,
             shapes: vec![
                 Shape::Unit,
@@ -783,13 +934,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn any_json_value_is_written_as_before(value in json_value()) {
-            prop_assert_eq!(go(&value), model(&value));
+        fn any_json_value_is_written_as_go_writes_it(value in json_value()) {
+            prop_assert_eq!(go(&value), go_model(&value));
         }
 
         #[test]
-        fn any_string_is_written_as_before(s in "(v{0,40}[<>&\"\\\\\n\u{1}é€\u{2028}\u{2029}]){0,12}v{0,40}") {
-            prop_assert_eq!(go(&s), model(&s));
+        fn any_string_is_written_as_go_writes_it(s in "(v{0,40}[<>&\"\\\\\n\u{1}\u{8}\u{c}é€\u{2028}\u{2029}]){0,12}v{0,40}") {
+            prop_assert_eq!(go(&s), go_string(&s));
         }
     }
 }

@@ -6,7 +6,8 @@
 //! can be stated without doing IO:
 //!
 //! - [`Address`]: what a plugin address dials, its HTTP scheme and its
-//!   `Host` header;
+//!   `Host` header, read with Go's `url.Parse` rules ([`GoUrl`], which the
+//!   engine's authorization chain also reads request URIs with);
 //! - [`SpecContent`]: `.spec` and `.json` spec files, read with Go's
 //!   `encoding/json` rules rather than serde's ([`parse_spec`],
 //!   [`parse_json_spec`]) and written as Docker reads them
@@ -55,6 +56,7 @@ mod godecode;
 mod gojson;
 mod goquote;
 mod gotime;
+mod gourl;
 mod gowrite;
 mod manifest;
 mod message;
@@ -82,6 +84,7 @@ pub use dirs::{DEFAULT_SOCKET_DIR, DEFAULT_SPEC_DIR, DEFAULT_SPEC_DIRS};
 pub use godecode::{decode_message, null_as_default};
 pub use gojson::DecodeError;
 pub use gotime::{GoTime, GoTimeError};
+pub use gourl::{GoUrl, GoUrlError};
 pub use manifest::Manifest;
 pub use message::{
     Call, Empty, ErrReply, ErrResponse, StreamCall, decode_request, encode_request,

@@ -85,10 +85,13 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 ///
 /// - `shows_body` never panics and ignores the ASCII case of the
 ///   `Content-Type` (Go lowercases the media type and parameter names);
-/// - a body is never shown for a path Go's `url.Parse` refuses (a `%` not
-///   followed by two hex digits) nor for the `/auth` endpoint, however it
-///   is spelled (`/auth…`, `/v1.41/auth…`, percent-encoded), so registry
-///   credentials never reach a plugin;
+/// - with a JSON `Content-Type`, a body is shown exactly when a model of
+///   Go's `url.Parse` (written apart, below) accepts the URI, whatever its
+///   form (path, query, fragment, scheme, authority with user information,
+///   host and port), and Go's decoded path is not Docker's auth endpoint;
+///   the `/auth` endpoint however it is spelled (`/auth…`, `/v1.41/auth…`,
+///   percent-encoded) never shows its body, so registry credentials never
+///   reach a plugin;
 /// - flattened request headers hold no credential header, no `Host` and no
 ///   `Transfer-Encoding`, each name spelled as Go's server does
 ///   (`Content-Type`) with the value last given for it;
@@ -123,16 +126,6 @@ fn check_shows_body(input: &Input) {
             "the Content-Type's case matters"
         );
     }
-    // A URI that is a path alone: the rules must agree with Go's
-    // `url.Parse` on its escapes and with Docker's `isAuthEndpoint`.
-    if uri.starts_with('/') && !uri.contains(['?', '#']) && shown {
-        let decoded = go_unescape_path(uri.as_bytes())
-            .unwrap_or_else(|| panic!("a body is shown for {uri:?}, which Go cannot parse"));
-        assert!(
-            !is_auth_path(&decoded),
-            "the /auth body is shown for {uri:?}"
-        );
-    }
     let json = {
         let mut h = headers.clone();
         h.insert(
@@ -141,6 +134,27 @@ fn check_shows_body(input: &Input) {
         );
         h
     };
+    // Any URI (path, query, fragment, scheme, authority): with a JSON body,
+    // the rules must agree with the model of Go's `url.Parse` and with
+    // Docker's `isAuthEndpoint` on Go's decoded path.
+    let shown_as_json = shows_body(uri, &json);
+    assert!(
+        !shown || shown_as_json,
+        "a body is shown for {uri:?} under its Content-Type but not as application/json"
+    );
+    match go_url_model::path(uri.as_bytes()) {
+        None => assert!(
+            !shown_as_json,
+            "a body is shown for {uri:?}, which Go cannot parse"
+        ),
+        Some(path) if is_auth_path(&path) => {
+            assert!(!shown_as_json, "the /auth body is shown for {uri:?}")
+        }
+        Some(_) => assert!(
+            shown_as_json,
+            "no body is shown for {uri:?}, which Go parses"
+        ),
+    }
     let tail = uri.trim_start_matches('/');
     for auth in [
         "/auth",
@@ -157,24 +171,166 @@ fn check_shows_body(input: &Input) {
     }
 }
 
-/// Go's `url.PathUnescape` as `url.Parse` applies it to a path: every `%`
-/// takes exactly two hex digits.
-fn go_unescape_path(path: &[u8]) -> Option<Vec<u8>> {
-    let hex = |b: u8| char::from(b).to_digit(16);
-    let mut out = Vec::with_capacity(path.len());
-    let mut i = 0;
-    while i < path.len() {
-        if path[i] == b'%' {
-            let hi = hex(*path.get(i + 1)?)?;
-            let lo = hex(*path.get(i + 2)?)?;
-            out.push(u8::try_from(hi * 16 + lo).ok()?);
-            i += 3;
-        } else {
-            out.push(path[i]);
-            i += 1;
+/// A model of Go 1.19's `url.Parse`, reduced to what `sendBody` asks of
+/// it: does the URI parse, and what is its decoded `Path`. It is written
+/// apart from `plugin-proto`'s `GoUrl` on purpose (bytes, no error texts,
+/// the scheme found by its first non-scheme byte) so that a slip in one
+/// shows up as a disagreement.
+mod go_url_model {
+    /// Where a `%XX` escape or a raw byte stands, which decides what Go
+    /// lets through.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Part {
+        /// Path, fragment and user information: any two hex digits.
+        Free,
+        /// A host: ASCII bytes Go would escape are refused, and escapes
+        /// may only encode bytes from 0x80 up, or `%` (`%25`).
+        Host,
+        /// An IP literal's zone, from its `%25` on: escapes may encode a
+        /// space or what a host may hold unescaped (no byte from 0x80 up).
+        Zone,
+    }
+
+    /// `None` where Go's `url.Parse(uri)` returns an error, otherwise its
+    /// `Path` (empty for an opaque URI such as `docker:x`).
+    pub(super) fn path(uri: &[u8]) -> Option<Vec<u8>> {
+        let (before, fragment) = cut(uri, b'#');
+        let path = parse(before)?;
+        if let Some(fragment) = fragment {
+            decode(fragment, Part::Free)?;
+        }
+        Some(path)
+    }
+
+    fn cut(s: &[u8], at: u8) -> (&[u8], Option<&[u8]>) {
+        match s.iter().position(|&b| b == at) {
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
+            None => (s, None),
         }
     }
-    Some(out)
+
+    fn parse(uri: &[u8]) -> Option<Vec<u8>> {
+        if uri.iter().any(|&b| b < 0x20 || b == 0x7f) {
+            return None;
+        }
+        if uri == b"*" {
+            return Some(uri.to_vec());
+        }
+        // A scheme is `[A-Za-z][A-Za-z0-9+.-]*` followed by `:`; a `:` in
+        // first place is an error.
+        let end = uri
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || b"+-.".contains(b)))
+            .unwrap_or(uri.len());
+        let colon_ends_scheme = uri.get(end) == Some(&b':');
+        if colon_ends_scheme && end == 0 {
+            return None;
+        }
+        let has_scheme = colon_ends_scheme && uri[0].is_ascii_alphabetic();
+        let rest = if has_scheme { &uri[end + 1..] } else { uri };
+        let (mut rest, _query) = cut(rest, b'?');
+        if rest.first() != Some(&b'/') {
+            if has_scheme {
+                return Some(Vec::new());
+            }
+            if cut(rest, b'/').0.contains(&b':') {
+                return None;
+            }
+        }
+        if rest.starts_with(b"//") && (has_scheme || !rest.starts_with(b"///")) {
+            let after = &rest[2..];
+            let slash = after.iter().position(|&b| b == b'/').unwrap_or(after.len());
+            check_authority(&after[..slash])?;
+            rest = &after[slash..];
+        }
+        decode(rest, Part::Free)
+    }
+
+    fn check_authority(authority: &[u8]) -> Option<()> {
+        let (user, host) = match authority.iter().rposition(|&b| b == b'@') {
+            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+            None => (None, authority),
+        };
+        check_host(host)?;
+        if let Some(user) = user {
+            // RFC 3986's userinfo characters, `@` and `%`; no other byte,
+            // so no non-ASCII character.
+            let ok = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:%@".contains(b);
+            if !user.iter().all(ok) {
+                return None;
+            }
+            let (name, password) = cut(user, b':');
+            decode(name, Part::Free)?;
+            decode(password.unwrap_or_default(), Part::Free)?;
+        }
+        Some(())
+    }
+
+    fn check_host(host: &[u8]) -> Option<()> {
+        let port_ok = |p: &[u8]| match p.split_first() {
+            None => true,
+            Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+            Some(_) => false,
+        };
+        if host.first() == Some(&b'[') {
+            let close = host.iter().rposition(|&b| b == b']')?;
+            if !port_ok(&host[close + 1..]) {
+                return None;
+            }
+            let zone = host[..close].windows(3).position(|w| w == b"%25");
+            if let Some(zone) = zone {
+                decode(&host[..zone], Part::Host)?;
+                decode(&host[zone..close], Part::Zone)?;
+                decode(&host[close..], Part::Host)?;
+                return Some(());
+            }
+        } else if let Some(colon) = host.iter().rposition(|&b| b == b':')
+            && !port_ok(&host[colon..])
+        {
+            return None;
+        }
+        decode(host, Part::Host).map(drop)
+    }
+
+    /// What a host may hold unescaped among ASCII bytes (Go's
+    /// `shouldEscape(b, encodeHost)` is false).
+    fn host_may_hold(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]<>\"".contains(&b)
+    }
+
+    fn decode(s: &[u8], part: Part) -> Option<Vec<u8>> {
+        let hex = |b: u8| {
+            char::from(b)
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+        };
+        let mut out = Vec::with_capacity(s.len());
+        let mut rest = s;
+        while let Some((&b, tail)) = rest.split_first() {
+            if b != b'%' {
+                if part != Part::Free && b < 0x80 && !host_may_hold(b) {
+                    return None;
+                }
+                out.push(b);
+                rest = tail;
+                continue;
+            }
+            let (&[h, l], tail) = tail.split_first_chunk::<2>()?;
+            let byte = hex(h)? * 16 + hex(l)?;
+            let percent = byte == b'%';
+            let allowed = match part {
+                Part::Free => true,
+                Part::Host => byte >= 0x80 || percent,
+                Part::Zone => percent || byte == b' ' || host_may_hold(byte),
+            };
+            if !allowed {
+                return None;
+            }
+            out.push(byte);
+            rest = tail;
+        }
+        Some(out)
+    }
 }
 
 /// Docker's `^[^/]*/(v\d[\d.]*/)?auth` on a decoded path.
@@ -318,17 +474,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_unescapes_only_two_hex_digits() {
-        assert_eq!(go_unescape_path(b"/a%2Fb%41"), Some(b"/a/bA".to_vec()));
-        for bad in [
-            &b"/%"[..],
-            b"/%4",
-            b"/%+1",
-            b"/%-1",
-            b"/%zz",
-            b"/%4\xc3\xa9",
+    fn the_model_parses_as_go_1_19_does() {
+        // Each case as Go 1.19's url.Parse answers it: the path, or None
+        // for an error.
+        let path = |s: &str| go_url_model::path(s.as_bytes());
+        let some = |p: &str| Some(p.as_bytes().to_vec());
+        for (uri, expected) in [
+            ("/a%2Fb%41", some("/a/bA")),
+            ("/%", None),
+            ("/%4", None),
+            ("/%+1", None),
+            ("/%4\u{e9}", None),
+            ("*", some("*")),
+            ("*#%zz", None),
+            ("/x#\u{1}", some("/x")),
+            ("/x\u{1}", None),
+            ("/x?%zz", some("/x")),
+            ("1a:b", None),
+            (":foo", None),
+            ("a/b:c", some("a/b:c")),
+            ("docker:%zz", some("")),
+            ("///x", some("///x")),
+            ("http:///x", some("/x")),
+            ("//%eeee%%eeeeee", None),
+            ("//a%41/x", None),
+            ("//a%25b%C3%BC/x", some("/x")),
+            ("//a b/x", None),
+            ("//a[b]:1/x", some("/x")),
+            ("//h:x/y", None),
+            ("//[a/b", None),
+            ("//[::1]]/x", some("/x")),
+            ("http://[a]x:1/x", None),
+            ("//[::1%2F]/x", None),
+            ("//[fe80::1%25%41%20]:1/x", some("/x")),
+            ("//[fe80::1%25%C3]/x", None),
+            ("//[fe80::1%25 ]/x", None),
+            ("//u:p@ss@h/x", some("/x")),
+            ("//a b@h/x", None),
+            ("//\u{fc}@h/x", None),
+            ("//a%:1@h/x", None),
         ] {
-            assert_eq!(go_unescape_path(bad), None, "{bad:?}");
+            assert_eq!(path(uri), expected, "{uri:?}");
         }
     }
 

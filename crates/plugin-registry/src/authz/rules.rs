@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use http::{HeaderMap, Version, header};
+use plugin_proto::GoUrl;
 
 use super::error::AuthzError;
 
@@ -24,10 +25,14 @@ const HIDDEN_HEADERS: [&str; 3] = ["Authorization", "X-Registry-Config", "X-Regi
 /// to `application/json` and the URI is not the `/auth` endpoint (whose
 /// body holds registry credentials).
 pub fn shows_body(request_uri: &str, headers: &HeaderMap) -> bool {
-    let Some(path) = uri_path(request_uri) else {
+    // Docker shows nothing for a URI Go's `url.Parse` refuses (a bad
+    // escape in the path, host, user information or fragment; a relative
+    // URI whose first segment holds a colon), and judges the auth endpoint
+    // on Go's decoded `Path`.
+    let Ok(url) = GoUrl::parse(request_uri) else {
         return false;
     };
-    if is_auth_endpoint(&path) {
+    if is_auth_endpoint(url.path()) {
         return false;
     }
     // Go's `Header.Get`: the first value; an absent header is "".
@@ -49,62 +54,6 @@ pub(crate) fn request_uri(head: &http::request::Parts) -> String {
     } else {
         head.uri.to_string()
     }
-}
-
-/// Go's `url.Parse(uri).Path`, as far as `sendBody` needs it: the path,
-/// percent-decoded; `None` where Go fails to parse (control characters,
-/// a bad `%` escape).
-fn uri_path(uri: &str) -> Option<String> {
-    if uri.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return None;
-    }
-    let uri = uri.split_once('#').map_or(uri, |(u, _)| u);
-    if uri == "*" {
-        return Some("*".to_owned());
-    }
-    let uri = uri.split_once('?').map_or(uri, |(u, _)| u);
-    // A scheme (`http:`) and an authority (`//host`) come before the path.
-    let rest = match uri.split_once(':') {
-        Some((scheme, rest))
-            if scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
-        {
-            rest
-        }
-        _ => uri,
-    };
-    let path = match rest.strip_prefix("//") {
-        Some(authority_and_path) => authority_and_path
-            .find('/')
-            .map_or("", |i| &authority_and_path[i..]),
-        None => rest,
-    };
-    percent_decode(path)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            // Go's `ishex` on both bytes: `from_str_radix` alone would also
-            // take a sign (`%+1`), which Go refuses.
-            let hex = bytes.get(i + 1..i + 3)?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
-            let text = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(text, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Docker's `isAuthEndpoint`: the path matches `^[^/]*/(v\d[\d.]*/)?auth`
@@ -408,6 +357,52 @@ mod tests {
             assert!(!shows_body(uri, &json), "{uri:?}");
         }
         assert!(shows_body("/v1.41/containers/%2B1/start", &json));
+    }
+
+    #[test]
+    fn authorities_go_cannot_parse_never_show_their_body() {
+        // Finding 10 of the authz_body_rules fuzz target: `//%eeee%%eeeeee`
+        // has the host `%eeee%%eeeeee`, whose `%%e` Go refuses, so Docker's
+        // sendBody shows nothing; we skipped the authority unchecked.
+        let json = headers(&[("content-type", "application/json")]);
+        for uri in [
+            "//%eeee%%eeeeee",
+            "//docker%41/v1.41/containers/create",
+            "http://docker%zz/v1.41/containers/create",
+            "http://dock er/v1.41/containers/create",
+            "http://docker:x/v1.41/containers/create",
+            "http://[::1/v1.41/containers/create",
+            "http://[::1%2F]/v1.41/containers/create",
+            "http://us er@docker/v1.41/containers/create",
+            "http://u%zz@docker/v1.41/containers/create",
+            "http://docker/v1.41/containers/create#%zz",
+        ] {
+            assert!(!shows_body(uri, &json), "{uri:?}");
+        }
+        for uri in [
+            "//docker/v1.41/containers/create",
+            "http://u:p%41@docker:2375/v1.41/containers/create?x=%zz#top",
+            "http://[fe80::1%25eth0]:2375/v1.41/containers/create",
+            "//%C3%BC/v1.41/containers/create",
+        ] {
+            assert!(shows_body(uri, &json), "{uri:?}");
+        }
+        // Behind a host Go accepts, the auth endpoint stays hidden.
+        assert!(!shows_body("//docker/v1.41/auth", &json));
+    }
+
+    #[test]
+    fn relative_uris_go_refuses_never_show_their_body() {
+        // Go: "first path segment in URL cannot contain colon" and
+        // "missing protocol scheme".
+        let json = headers(&[("content-type", "application/json")]);
+        for uri in ["1a:b", "v1_41:x/containers/create", ":foo", ":"] {
+            assert!(!shows_body(uri, &json), "{uri:?}");
+        }
+        // A scheme with no `/` after it is opaque: Go's Path is empty and
+        // the body is shown whatever follows.
+        assert!(shows_body("docker:%zz", &json));
+        assert!(shows_body("v1.41/x:y", &json));
     }
 
     #[test]
