@@ -17,6 +17,7 @@ mod hostile_engines;
 mod interop;
 mod kit;
 mod listen;
+mod pool;
 mod proto_corpus;
 mod registry;
 mod server;

@@ -13,11 +13,11 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Stream;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{BoxError, Error, TIMEOUT, errno_text};
+use crate::pool::Reply;
 
 type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
@@ -341,11 +341,15 @@ pub(crate) struct Deadline(Option<(Pin<Box<Sleep>>, TimeoutKind)>);
 
 impl Deadline {
     pub(crate) fn new(
-        start: Instant,
         call: Option<Duration>,
         client: Option<Duration>,
         until: Option<Instant>,
     ) -> Deadline {
+        if call.is_none() && client.is_none() && until.is_none() {
+            // Docker's default: no clock read, no timer.
+            return Deadline(None);
+        }
+        let start = Instant::now();
         let pick = match (call, client) {
             (Some(c), Some(t)) if t < c => Some((start + t, TimeoutKind::Client)),
             (Some(c), _) => Some((start + c, TimeoutKind::Call)),
@@ -416,7 +420,7 @@ pub(crate) fn body_error_text(e: &hyper::Error) -> String {
 /// (a declared `Content-Length` over the limit fails before any read). A
 /// single-chunk body is returned without a copy.
 pub(crate) async fn read_capped(
-    body: &mut Incoming,
+    body: &mut Reply,
     deadline: &mut Deadline,
     limit: u64,
 ) -> Result<Bytes, ReadError> {
@@ -474,7 +478,7 @@ pub(crate) async fn read_capped(
 /// still run while it is read, as Go's do; dropping it closes the
 /// connection unless the body was read to the end.
 pub struct ReplyBody {
-    body: Incoming,
+    body: Reply,
     deadline: Deadline,
     method: String,
     /// What `poll_read` has not handed out yet.
@@ -483,7 +487,7 @@ pub struct ReplyBody {
 }
 
 impl ReplyBody {
-    pub(crate) fn new(body: Incoming, deadline: Deadline, method: &str) -> ReplyBody {
+    pub(crate) fn new(body: Reply, deadline: Deadline, method: &str) -> ReplyBody {
         ReplyBody {
             body,
             deadline,

@@ -10,13 +10,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::client::legacy;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use plugin_proto::{Address, AddressError, Endpoint, RetryPolicy, TlsOptions};
 
 use crate::client::{Client, Shared};
-use crate::connect::{Connector, Target, Transport};
+use crate::connect::{Dialer, Target, Transport};
 use crate::error::Error;
+use crate::pool::Pool;
+use crate::telemetry::CallMetrics;
 use crate::tls::LoadedOptions;
 
 /// The default cap on a reply body that a call buffers: 64 MiB.
@@ -274,17 +274,12 @@ impl ClientBuilder {
     }
 
     fn finish(self, address: Address, target: Target) -> Client {
-        let connector = Connector::new(target, self.dial_timeout);
-        let mut http = legacy::Client::builder(TokioExecutor::new());
-        http.pool_idle_timeout(self.pool_idle_timeout)
-            .pool_max_idle_per_host(self.pool_max_idle)
-            .pool_timer(TokioTimer::new())
-            // Go writes canonical header names (`Host`, `Content-Length`);
-            // plugins that compare bytes see what Docker sends.
-            .http1_title_case_headers(true);
+        let dialer = Dialer::new(target, self.dial_timeout);
+        let pool = Pool::new(dialer, self.pool_max_idle, self.pool_idle_timeout);
         let label = self.label.unwrap_or_else(|| Arc::from(address.as_str()));
         Client::from_shared(Shared {
-            http: http.build(connector),
+            pool: Arc::new(pool),
+            metrics: CallMetrics::new(label.clone()),
             label,
             address,
             timeout: self.timeout,

@@ -1,24 +1,18 @@
 //! Error classification: what a failed exchange means (connect or
 //! transport, TLS, refused, missing socket) and Go's text for it, from the
-//! error chain hyper-util hands back.
+//! error chain hyper hands back once connected (a failed dial is a
+//! `ConnectFailure` with its own text already).
 //!
 //! **What it must never do:** decide on retries (that is the call's rule,
 //! from these flags) or invent texts where Go has one.
 
 use std::error::Error as _;
 
-use hyper_util::client::legacy;
-
-use crate::connect::ConnectFailure;
 use crate::error::{Error, MISSING, REFUSED, TLS, errno_text};
 
-/// Maps a failure of hyper-util's client to our error, with Go's texts.
-pub(crate) fn classify(err: legacy::Error) -> Error {
+/// Maps a failure of hyper's connection to our error, with Go's texts.
+pub(crate) fn classify(err: hyper::Error) -> Error {
     let chain: &(dyn std::error::Error + 'static) = &err;
-    if let Some(failure) = find::<ConnectFailure>(chain) {
-        let (text, flags) = (failure.text.clone(), failure.flags);
-        return Error::connect(text).with_flags(flags).with_source(err);
-    }
     let tls = crate::tls::is_tls_error(chain);
     let mut text = transport_text(chain);
     if tls {
@@ -27,7 +21,7 @@ pub(crate) fn classify(err: legacy::Error) -> Error {
     // A TLS failure after the handshake (TLS 1.3 reports a refused client
     // certificate on the first read) still means the plugin could not be
     // reached.
-    let e = if err.is_connect() || tls {
+    let e = if tls {
         Error::connect(text)
     } else {
         Error::transport(text)

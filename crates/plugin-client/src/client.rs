@@ -10,23 +10,21 @@
 
 use std::fmt;
 use std::future::{Future as _, poll_fn};
-use std::pin::Pin;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::Incoming;
-use hyper_util::client::legacy;
 use plugin_proto::{Address, RetryPolicy, StatusError, TlsOptions, call_url, encode_call_head};
 use tokio::time::Instant;
 
 use crate::body::{Deadline, Payload, ReadError, ReqBody, read_capped};
 use crate::builder::{ClientBuilder, FailureHook, IntoAddress};
-use crate::classify::classify;
-use crate::connect::{Connector, Transport};
+use crate::connect::Transport;
 use crate::error::{Error, PLUGIN_ERR, TIMEOUT, TOO_LARGE};
+use crate::pool::{Pool, Reply};
 use crate::request::{CallRequest, CallTarget, Options, StreamTarget, token};
 use crate::retry::{self, Failed, Stopped};
 use crate::telemetry;
@@ -58,7 +56,7 @@ pub struct Client {
 
 /// What the clones of one client share.
 pub(crate) struct Shared {
-    pub(crate) http: legacy::Client<Connector, ReqBody>,
+    pub(crate) pool: Arc<Pool>,
     pub(crate) address: Address,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry: RetryPolicy,
@@ -67,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) on_timeout: Option<FailureHook>,
     /// The `plugin` of its spans and metrics.
     pub(crate) label: Arc<str>,
+    /// The keys of its per-call metrics.
+    pub(crate) metrics: telemetry::CallMetrics,
 }
 
 impl fmt::Debug for Client {
@@ -113,6 +113,10 @@ impl Client {
     /// ([`ClientBuilder::label`], else the address).
     pub fn label(&self) -> &str {
         &self.inner.label
+    }
+
+    pub(crate) fn metrics(&self) -> &telemetry::CallMetrics {
+        &self.inner.metrics
     }
 
     /// The plugin's address.
@@ -218,12 +222,11 @@ impl Client {
         method: &str,
         payload: Payload,
         opts: &Options,
-    ) -> Result<(Incoming, Deadline), Error> {
+    ) -> Result<(Reply, Deadline), Error> {
         let shared = &*self.inner;
-        let url = call_url(&shared.address, method).map_err(|e| Error::encode(method, e))?;
         let policy = opts.retry.unwrap_or(shared.retry);
         let until = opts.deadline.map(|d| Instant::now() + d);
-        let (payload, url) = (&payload, url.as_str());
+        let payload = &payload;
         let attempts = &AtomicU32::new(0);
         let result = retry::run_until(policy, until, || async move {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
@@ -231,7 +234,7 @@ impl Client {
             let head = encode_call_head(&shared.address, method, payload.content_length())
                 .map_err(|e| Failed::Final(Error::encode(method, e)))?;
             let request = head.map(|()| payload.body());
-            let mut deadline = Deadline::new(Instant::now(), opts.timeout, shared.timeout, until);
+            let mut deadline = Deadline::new(opts.timeout, shared.timeout, until);
             let err = match self.attempt(request, &mut deadline).await {
                 Ok(reply) => {
                     return self
@@ -239,8 +242,12 @@ impl Client {
                         .await
                         .map_err(Failed::Final);
                 }
-                Err(e) => e.with_method(method).with_url(url.to_owned()),
+                Err(e) => e,
             };
+            // The URL only goes into errors, so it is built when one
+            // happens (the head above was built from the same parts).
+            let url = call_url(&shared.address, method).unwrap_or_default();
+            let err = err.with_method(method).with_url(url.clone());
             if let (Some(until), Some(within)) = (until, opts.deadline)
                 && Instant::now() >= until
             {
@@ -257,7 +264,7 @@ impl Client {
                     || !(err.is_connection_refused() || err.is_socket_missing()));
             Err(if may_retry {
                 // Docker prints the URL's host and path.
-                let target = url.split_once("://").map_or(url, |(_, rest)| rest);
+                let target = url.split_once("://").map_or(&*url, |(_, rest)| rest);
                 Failed::Connect {
                     error: err,
                     target: target.to_owned(),
@@ -299,11 +306,11 @@ impl Client {
         &self,
         request: http::Request<ReqBody>,
         deadline: &mut Deadline,
-    ) -> Result<http::Response<Incoming>, Error> {
-        let mut reply = self.inner.http.request(request);
+    ) -> Result<http::Response<Reply>, Error> {
+        let mut reply = pin!(self.inner.pool.send(request));
         poll_fn(|cx| {
-            if let Poll::Ready(r) = Pin::new(&mut reply).poll(cx) {
-                return Poll::Ready(r.map_err(classify));
+            if let Poll::Ready(r) = reply.as_mut().poll(cx) {
+                return Poll::Ready(r);
             }
             match deadline.poll_expired(cx) {
                 Some(kind) => Poll::Ready(Err(
@@ -321,9 +328,9 @@ impl Client {
     async fn check_status(
         &self,
         method: &str,
-        reply: http::Response<Incoming>,
+        reply: http::Response<Reply>,
         mut deadline: Deadline,
-    ) -> Result<(Incoming, Deadline), Error> {
+    ) -> Result<(Reply, Deadline), Error> {
         let status = reply.status();
         let mut body = reply.into_body();
         if status == http::StatusCode::OK {

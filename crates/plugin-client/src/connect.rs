@@ -1,13 +1,11 @@
 //! The connector: how a connection to a plugin is made (spec §3.2 step 4;
 //! checklist 18–20).
 //!
-//! hyper-util's pooled client asks a `tower_service::Service<Uri>` for new
-//! connections. Ours ignores the URI (it always names the virtual host or
-//! the plugin's `host:port`) and dials the address the client was built
-//! for: a unix socket, TCP (plain or TLS, TLS only for `https://`), a named
-//! pipe on Windows, or a caller-supplied [`Transport`]. Every dial is
-//! bounded by the dial timeout (Docker: 10 s), and failures carry Go's
-//! `dial unix <path>: connect: <errno>` texts.
+//! The pool asks the [`Dialer`] for each new connection; it dials the
+//! address the client was built for: a unix socket, TCP (plain or TLS, TLS
+//! only for `https://`), a named pipe on Windows, or a caller-supplied
+//! [`Transport`]. Every dial is bounded by the dial timeout (Docker: 10 s),
+//! and failures carry Go's `dial unix <path>: connect: <errno>` texts.
 
 use std::future::Future;
 use std::io;
@@ -18,12 +16,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::client::legacy::connect::{Connected, Connection};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::error::{MISSING, REFUSED, TIMEOUT, TLS, errno_text};
+use crate::error::{Error, MISSING, REFUSED, TIMEOUT, TLS, errno_text};
 use crate::tls::TlsSetup;
 
 /// A byte stream to a plugin, as a [`Transport`] returns it.
@@ -82,8 +78,7 @@ pub(crate) enum Target {
     Custom(Arc<dyn Transport>),
 }
 
-/// A failed dial, with Go's text. hyper-util carries it as the source of
-/// its connect error; the client turns it into a [`crate::Error`].
+/// A failed dial, with Go's text; the source of the call's connect error.
 #[derive(Debug)]
 pub(crate) struct ConnectFailure {
     pub(crate) text: String,
@@ -130,42 +125,29 @@ impl std::error::Error for ConnectFailure {
     }
 }
 
-/// The `tower_service::Service<Uri>` hyper-util's client dials through.
-/// Cloning it is one `Arc` increment.
-#[derive(Clone)]
-pub(crate) struct Connector(Arc<Dialer>);
+impl From<ConnectFailure> for Error {
+    fn from(failure: ConnectFailure) -> Error {
+        let (text, flags) = (failure.text.clone(), failure.flags);
+        Error::connect(text).with_flags(flags).with_source(failure)
+    }
+}
 
-struct Dialer {
+/// How the pool opens a connection to the plugin.
+pub(crate) struct Dialer {
     target: Target,
     dial_timeout: Duration,
 }
 
-impl Connector {
-    pub(crate) fn new(target: Target, dial_timeout: Duration) -> Connector {
-        Connector(Arc::new(Dialer {
+impl Dialer {
+    pub(crate) fn new(target: Target, dial_timeout: Duration) -> Dialer {
+        Dialer {
             target,
             dial_timeout,
-        }))
-    }
-}
-
-impl tower_service::Service<http::Uri> for Connector {
-    type Response = TokioIo<PluginStream>;
-    type Error = ConnectFailure;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectFailure>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ConnectFailure>> {
-        Poll::Ready(Ok(()))
+        }
     }
 
-    fn call(&mut self, _uri: http::Uri) -> Self::Future {
-        let dialer = self.0.clone();
-        Box::pin(async move { dialer.dial().await.map(TokioIo::new) })
-    }
-}
-
-impl Dialer {
-    async fn dial(&self) -> Result<PluginStream, ConnectFailure> {
+    /// Opens one connection, within the dial timeout.
+    pub(crate) async fn dial(&self) -> Result<PluginStream, ConnectFailure> {
         let limit = self.dial_timeout;
         match &self.target {
             #[cfg(unix)]
@@ -354,11 +336,5 @@ impl AsyncWrite for PluginStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         each!(self, s => Pin::new(s).poll_shutdown(cx))
-    }
-}
-
-impl Connection for PluginStream {
-    fn connected(&self) -> Connected {
-        Connected::new()
     }
 }

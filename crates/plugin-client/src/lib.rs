@@ -8,7 +8,10 @@
 //!
 //! A [`Client`] talks to one plugin over a unix socket, TCP, TLS (only for
 //! `https://` addresses) or, on Windows, a named pipe, and pools its
-//! connections as Docker's `http.Transport` does. Calls are
+//! connections as Docker's `http.Transport` does (kept alive, at most 6
+//! idle for 30 s by default; a call never waits for another's connection).
+//! The connections are hyper's HTTP/1.1 connections, each polled by the
+//! call that holds it: no task per connection. Calls are
 //! `POST /<Subsystem.Method>` with the bytes Docker sends (checklist
 //! 15–21); replies are read by Docker's rules (22–23); transport failures
 //! are retried on Docker's schedule with Docker's warning (24–26).
@@ -70,6 +73,7 @@ mod classify;
 mod client;
 mod connect;
 mod error;
+mod pool;
 mod request;
 pub mod retry;
 pub mod telemetry;

@@ -22,7 +22,6 @@ use serde::de::DeserializeOwned;
 use crate::body::{Payload, ReplyBody, SendBody};
 use crate::client::Client;
 use crate::error::Error;
-use crate::telemetry;
 use tracing::Instrument as _;
 
 /// Per-call settings (Docker's `RequestOpts`).
@@ -283,12 +282,9 @@ impl<'a, O: Send + 'a> CallRequest<'a, O> {
         );
         let start = Instant::now();
         let result = self.send_inner().instrument(span).await;
-        telemetry::record_call(
-            client.label(),
-            method,
-            start.elapsed(),
-            result.as_ref().err(),
-        );
+        client
+            .metrics()
+            .record_call(method, start.elapsed(), result.as_ref().err());
         result
     }
 

@@ -17,9 +17,18 @@
 //! `method`, `address` and `attempt` (recorded as each attempt starts), so
 //! Docker's retry warnings logged inside it carry them.
 //!
-//! **What it must never do:** keep state of its own, or block a call.
+//! Without a recorder a call costs the facade a thread-local read and a
+//! call into the no-op recorder: each client keeps the keys of its
+//! per-call metrics (name, `plugin`, `method`) once built, so a call builds
+//! no labels and allocates nothing for them (BENCHMARKS.md, round 3).
+//!
+//! **What it must never do:** keep metric values of its own, or block a
+//! call.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use metrics::{Key, Label, Level, Metadata, SharedString};
 
 use crate::error::Error;
 
@@ -94,13 +103,72 @@ impl ErrorClass {
     }
 }
 
-/// Records one finished call.
-pub(crate) fn record_call(plugin: &str, method: &str, elapsed: Duration, error: Option<&Error>) {
-    let labels = [("plugin", plugin.to_owned()), ("method", method.to_owned())];
-    metrics::counter!(CALLS, &labels).increment(1);
-    metrics::histogram!(CALL_DURATION, &labels).record(elapsed.as_secs_f64());
-    if let Some(error) = error {
-        record_error(plugin, method, ErrorClass::of(error));
+/// What the `metrics` macros of this module pass to a recorder.
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// How many methods a client keeps keys for; calls to further method
+/// names build theirs each time.
+const KEPT_METHODS: usize = 64;
+
+/// The per-call metric keys of one method.
+struct CallKeys {
+    method: Box<str>,
+    calls: Key,
+    duration: Key,
+}
+
+/// A client's per-call metric keys, built at a method's first call. The
+/// keys, not the recorder's handles, are kept: each call still registers
+/// with whichever recorder is current (global, or a thread's local one),
+/// as the macros would.
+pub(crate) struct CallMetrics {
+    plugin: Arc<str>,
+    kept: Mutex<Vec<Arc<CallKeys>>>,
+}
+
+impl CallMetrics {
+    pub(crate) fn new(plugin: Arc<str>) -> CallMetrics {
+        CallMetrics {
+            plugin,
+            kept: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn keys(&self, method: &str) -> Arc<CallKeys> {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(keys) = kept.iter().find(|k| &*k.method == method) {
+            return keys.clone();
+        }
+        let labels = vec![
+            Label::new("plugin", SharedString::from(self.plugin.clone())),
+            Label::new("method", method.to_owned()),
+        ];
+        let keys = Arc::new(CallKeys {
+            method: method.into(),
+            calls: Key::from_parts(CALLS, labels.clone()),
+            duration: Key::from_parts(CALL_DURATION, labels),
+        });
+        if kept.len() < KEPT_METHODS {
+            kept.push(keys.clone());
+        }
+        keys
+    }
+
+    /// Records one finished call.
+    pub(crate) fn record_call(&self, method: &str, elapsed: Duration, error: Option<&Error>) {
+        let keys = self.keys(method);
+        metrics::with_recorder(|recorder| {
+            recorder
+                .register_counter(&keys.calls, &METADATA)
+                .increment(1);
+            recorder
+                .register_histogram(&keys.duration, &METADATA)
+                .record(elapsed.as_secs_f64());
+        });
+        if let Some(error) = error {
+            record_error(&self.plugin, method, ErrorClass::of(error));
+        }
     }
 }
 

@@ -7,10 +7,10 @@
 //! divergence).
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_LENGTH, HOST, USER_AGENT};
+use http::header::{ACCEPT, CONTENT_LENGTH, HOST, HeaderValue, USER_AGENT};
 
 use crate::address::Address;
-use crate::{MEDIA_TYPE, gojson};
+use crate::{MEDIA_TYPE, VIRTUAL_HOST, gojson};
 
 /// The `User-Agent` this crate puts on requests. Docker sends Go's
 /// `Go-http-client/1.1`; no plugin is known to look at it.
@@ -109,14 +109,22 @@ pub fn encode_call_head(
     method: &str,
     content_length: Option<u64>,
 ) -> Result<http::Request<()>, EncodeError> {
+    // The constant values are not copied: this runs once per call.
+    let host = match address.host_header() {
+        VIRTUAL_HOST => HeaderValue::from_static(VIRTUAL_HOST),
+        other => HeaderValue::try_from(other).map_err(|e| EncodeError::Request {
+            address: address.to_string(),
+            reason: e.to_string(),
+        })?,
+    };
     let mut builder = http::Request::post(call_url(address, method)?)
-        .header(HOST, address.host_header())
-        .header(ACCEPT, MEDIA_TYPE);
+        .header(HOST, host)
+        .header(ACCEPT, HeaderValue::from_static(MEDIA_TYPE));
     if let Some(len) = content_length {
         builder = builder.header(CONTENT_LENGTH, len);
     }
     builder
-        .header(USER_AGENT, USER_AGENT_VALUE)
+        .header(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE))
         .body(())
         .map_err(|e| EncodeError::Request {
             address: address.to_string(),
