@@ -12,7 +12,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +22,9 @@ use bytes::Bytes;
 use futures_util::{StreamExt as _, stream};
 use plugin_client::{Client, ClientBuilder, SendBody};
 use plugin_proto::RetryPolicy;
-use plugin_tests::server::{FakePlugin, Reply};
+use plugin_proto::TlsOptions;
+use plugin_tests::certs::TestPki;
+use plugin_tests::server::{ClientAuth, FakePlugin, Reply};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -322,4 +324,272 @@ async fn ok_echo(client: &Client, tag: &str) {
         .await
         .unwrap();
     assert_eq!(v, json!({ "tag": tag }));
+}
+
+/// A plugin that answers request `n` (counted over all connections, from
+/// 0) with `script(n)`: the bytes written as they are, then the
+/// connection kept open unless `close` is set. It records which
+/// connection carried each request.
+fn scripted_plugin(
+    path: &Path,
+    script: fn(usize) -> (Vec<u8>, bool),
+) -> (String, Arc<std::sync::Mutex<Vec<usize>>>) {
+    let listener = UnixListener::bind(path).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let mut conn_id = 0;
+        while let Ok((s, _)) = listener.accept().await {
+            conn_id += 1;
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut s = BufReader::new(s);
+                while read_request(&mut s).await {
+                    let n = {
+                        let mut log = log.lock().unwrap();
+                        log.push(conn_id);
+                        log.len() - 1
+                    };
+                    let (bytes, close) = script(n);
+                    if s.get_mut().write_all(&bytes).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("unix://{}", path.display()), seen)
+}
+
+#[tokio::test(start_paused = true)]
+async fn replies_that_end_or_overrun_their_connection_never_leak_into_the_next_call() {
+    // Each odd reply below is followed by a call that must get its own
+    // reply (`{"n":<request>}`), reach the plugin once, and never read
+    // what the odd reply left behind on its connection.
+    const SMUGGLED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{\"smuggled\":1}";
+    fn odd(kind: usize) -> (Vec<u8>, bool) {
+        let with_extra = |head: &[u8]| ([head, SMUGGLED].concat(), false);
+        match kind {
+            // Says close, yet writes a second reply and stays open.
+            0 => with_extra(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"),
+            // HTTP/1.0: no keep-alive unless asked for.
+            1 => with_extra(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}"),
+            // A body shorter than what follows it: the rest is unasked.
+            2 => with_extra(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"),
+            // Chunked, then more.
+            3 => with_extra(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+            ),
+            // Informational replies before the real one.
+            4 => (
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n\
+                  HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+                    .to_vec(),
+                false,
+            ),
+            // No length: the body runs to EOF.
+            5 => (b"HTTP/1.1 200 OK\r\n\r\n{}".to_vec(), true),
+            // 204 has no body, whatever it declares.
+            _ => with_extra(b"HTTP/1.1 204 No Content\r\nContent-Length: 2\r\n\r\n"),
+        }
+    }
+    const KINDS: usize = 7;
+    let dir = tmp();
+    let (addr, seen) = scripted_plugin(&dir.path().join("p.sock"), |n| {
+        if n % 2 == 0 {
+            odd(n / 2)
+        } else {
+            let body = format!("{{\"n\":{n}}}");
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            ((head + &body).into_bytes(), false)
+        }
+    });
+    let client = no_retry().build(addr.as_str(), None).unwrap();
+    for kind in 0..KINDS {
+        let first = client.call("A.B").await;
+        if kind == KINDS - 1 {
+            assert!(first.is_err(), "204 is not 200: {first:?}");
+        } else {
+            assert_eq!(&first.unwrap()[..], b"{}", "odd reply {kind}");
+        }
+        // Whatever the odd reply left is in the client's socket by now.
+        tokio::time::sleep(MS(50)).await;
+        let v: Value = client.call("A.B").json().await.unwrap();
+        let n = 2 * kind + 1;
+        assert_eq!(v, json!({ "n": n }), "the call after odd reply {kind}");
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            n + 1,
+            "each call reached the plugin once"
+        );
+    }
+    // Plain replies do keep their connection: the pool is not just off.
+    let log = seen.lock().unwrap().clone();
+    assert_eq!(
+        log[9], log[8],
+        "the call after the 1xx reply reused its connection"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn tls_connections_are_reused_and_a_plugin_closing_each_one_costs_no_call() {
+    // Over TLS as over unix sockets: one connection serves call after
+    // call, and a plugin that closes each connection after its reply
+    // (close_notify, then FIN; no `Connection: close`) still gets each
+    // call exactly once, on a new connection, with no retry policy.
+    let dir = tmp();
+    let pki = TestPki::new(dir.path());
+    let plugin = FakePlugin::builder()
+        .on("A.Keep", Reply::ok())
+        .on(
+            "A.Close",
+            Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"[..]),
+        )
+        .tls(&pki.server(), ClientAuth::None)
+        .await;
+    let opts = TlsOptions::with_ca_file(&pki.ca_cert);
+    let client = no_retry()
+        .build(plugin.url("https", "localhost"), Some(&opts))
+        .unwrap();
+    for _ in 0..3 {
+        client.call("A.Keep").await.unwrap();
+        tokio::time::sleep(MS(50)).await;
+    }
+    assert_eq!(
+        plugin.connections(),
+        1,
+        "one TLS connection for three calls"
+    );
+    for i in 1..=3 {
+        let body = client.call("A.Close").await.unwrap();
+        assert_eq!(&body[..], b"{}");
+        // The plugin's close reaches the client while it idles.
+        tokio::time::sleep(MS(50)).await;
+        assert_eq!(
+            plugin.count("/A.Close"),
+            i,
+            "each call reached the plugin once"
+        );
+    }
+    // The first `A.Close` went out on the `A.Keep` connection.
+    assert_eq!(plugin.connections(), 3);
+}
+
+#[tokio::test]
+async fn a_dropped_client_closes_its_connections_and_stops_its_reaper_at_once() {
+    // An engine makes and drops clients as plugins come and go: nothing
+    // of a dropped client may outlive it, not its idle connections and
+    // not the task that watches them, even with the idle timeout far off.
+    // (The plugin counts the closes: this process's fd count moves with
+    // the tests running beside this one.)
+    let dir = tmp();
+    let wait = Arc::new(tokio::sync::Barrier::new(3));
+    let (addr, seen) = raw_plugin(&dir.path().join("p.sock"), move |_| {
+        let wait = wait.clone();
+        async move {
+            wait.wait().await;
+            true
+        }
+    });
+    // The client lives on a runtime of its own, so its tasks are the only
+    // ones counted there.
+    let (tasks_pooled, tasks_after) = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let client = no_retry()
+                .pool_idle_timeout(Duration::from_secs(3600))
+                .build(addr.as_str(), None)
+                .unwrap();
+            let calls: Vec<_> = (0..3).map(|_| client.call("A.B").into_future()).collect();
+            for r in futures_util::future::join_all(calls).await {
+                r.unwrap();
+            }
+            let tasks = || {
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks()
+            };
+            let tasks_pooled = tasks();
+            drop(client);
+            // Let anything woken by the drop run.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            (tasks_pooled, tasks())
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen.accepted(), 3);
+    assert_eq!(tasks_pooled, 1, "one reaper while connections idle");
+    eventually("the idle connections closed", || seen.closed() == 3).await;
+    assert_eq!(tasks_after, 0, "the reaper ended with its client");
+}
+
+#[tokio::test]
+async fn timeouts_fire_while_the_call_drives_its_own_connection() {
+    // The call's task is the only one polling its connection: its
+    // per-attempt timeout must still cut a body upload the plugin never
+    // reads, and the call's deadline a reply that trickles in. Neither
+    // connection serves again.
+    let dir = tmp();
+    let path = dir.path().join("deaf.sock");
+    let deaf = UnixListener::bind(&path).unwrap();
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = deaf.accept().await {
+            // Accepted and never read: the upload stalls once the socket
+            // buffers are full.
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let client = no_retry()
+        .build(format!("unix://{}", path.display()).as_str(), None)
+        .unwrap();
+    let big = Bytes::from(vec![b' '; 32 << 20]);
+    let e = client
+        .call("A.B")
+        .body(big.clone())
+        .timeout(MS(200))
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e:?}");
+    let e = client
+        .call("A.B")
+        .body(big)
+        .deadline(MS(200))
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e:?}");
+    assert_eq!(held.lock().unwrap().len(), 2, "no connection reused");
+
+    // A reply whose head comes at once and whose body never ends.
+    let path = dir.path().join("slow.sock");
+    let slow = UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = slow.accept().await {
+            tokio::spawn(async move {
+                let mut s = BufReader::new(s);
+                if read_request(&mut s).await {
+                    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{";
+                    s.get_mut().write_all(head).await.unwrap();
+                    std::future::pending::<()>().await;
+                }
+            });
+        }
+    });
+    let client = no_retry()
+        .build(format!("unix://{}", path.display()).as_str(), None)
+        .unwrap();
+    let e = client.call("A.B").deadline(MS(150)).await.unwrap_err();
+    assert!(e.is_timeout(), "{e:?}");
+    let mut body = client.stream("A.B").timeout(MS(150)).await.unwrap();
+    let mut all = Vec::new();
+    let e = body.read_to_end(&mut all).await.unwrap_err();
+    assert_eq!(all, b"{");
+    assert!(e.to_string().contains("deadline exceeded"), "{e}");
 }

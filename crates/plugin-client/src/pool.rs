@@ -17,7 +17,8 @@
 //! sent unasked) drops it, which closes it: a half-written request or a
 //! half-read reply never meets the next call. Idle connections are kept at
 //! most `max_idle` at a time, and closed once idle for the idle timeout by
-//! a reaper task that lives only while some are pooled.
+//! a reaper task that lives only while some are pooled, and never past
+//! the pool.
 //!
 //! A request that a pooled connection could not even begin to send
 //! because the plugin had closed it (hyper hands such a request back
@@ -42,6 +43,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::body::ReqBody;
@@ -61,8 +63,8 @@ pub(crate) struct Pool {
 struct State {
     /// Oldest first; calls take from the end.
     idle: Vec<Idle>,
-    /// Whether a reaper task is alive for this pool.
-    reaping: bool,
+    /// The reaper task, while one is alive for this pool.
+    reaper: Option<AbortHandle>,
 }
 
 struct Idle {
@@ -98,7 +100,7 @@ impl Pool {
             idle_timeout,
             state: Mutex::new(State {
                 idle: Vec::new(),
-                reaping: false,
+                reaper: None,
             }),
         }
     }
@@ -220,15 +222,15 @@ impl Pool {
         let mut state = self.lock();
         let mut evicted = None;
         if let Some(timeout) = self.idle_timeout
-            && !state.reaping
+            && state.reaper.is_none()
         {
             // No runtime to run a reaper on: the connection is closed
             // rather than kept unwatched.
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                 return;
             };
-            state.reaping = true;
-            runtime.spawn(reap(Arc::downgrade(self), timeout));
+            let task = runtime.spawn(reap(Arc::downgrade(self), timeout));
+            state.reaper = Some(task.abort_handle());
         }
         state.idle.push(Idle {
             conn,
@@ -264,7 +266,7 @@ async fn reap(pool: Weak<Pool>, timeout: Duration) {
         match state.idle.first() {
             Some(oldest) => next = oldest.since + timeout,
             None => {
-                state.reaping = false;
+                state.reaper = None;
                 guard.armed = false;
             }
         }
@@ -276,8 +278,8 @@ async fn reap(pool: Weak<Pool>, timeout: Duration) {
     }
 }
 
-/// Clears the pool's `reaping` flag if its reaper is dropped early (its
-/// runtime shut down), so the next pooled connection starts a new one.
+/// Clears the pool's `reaper` if its reaper is dropped early (its runtime
+/// shut down), so the next pooled connection starts a new one.
 struct ReapGuard {
     pool: Weak<Pool>,
     armed: bool,
@@ -288,7 +290,19 @@ impl Drop for ReapGuard {
         if self.armed
             && let Some(pool) = self.pool.upgrade()
         {
-            pool.lock().reaping = false;
+            pool.lock().reaper = None;
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // The reaper holds the pool only weakly and would notice it gone
+        // only at its next tick, up to the idle timeout later: a process
+        // that makes and drops clients would pile up sleeping tasks.
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(reaper) = state.reaper.take() {
+            reaper.abort();
         }
     }
 }
