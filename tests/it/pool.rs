@@ -326,13 +326,22 @@ async fn ok_echo(client: &Client, tag: &str) {
     assert_eq!(v, json!({ "tag": tag }));
 }
 
+/// What a scripted plugin writes for one request.
+struct Raw {
+    now: Vec<u8>,
+    /// Written 10 ms later, once the client had time to pool the
+    /// connection.
+    later: Option<&'static [u8]>,
+    /// Whether the connection is closed after the reply.
+    close: bool,
+}
+
 /// A plugin that answers request `n` (counted over all connections, from
-/// 0) with `script(n)`: the bytes written as they are, then the
-/// connection kept open unless `close` is set. It records which
-/// connection carried each request.
+/// 0) with `script(n)`, written as it is. It records which connection
+/// carried each request.
 fn scripted_plugin(
     path: &Path,
-    script: fn(usize) -> (Vec<u8>, bool),
+    script: fn(usize) -> Raw,
 ) -> (String, Arc<std::sync::Mutex<Vec<usize>>>) {
     let listener = UnixListener::bind(path).unwrap();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -350,9 +359,15 @@ fn scripted_plugin(
                         log.push(conn_id);
                         log.len() - 1
                     };
-                    let (bytes, close) = script(n);
-                    if s.get_mut().write_all(&bytes).await.is_err() || close {
+                    let raw = script(n);
+                    if s.get_mut().write_all(&raw.now).await.is_err() || raw.close {
                         return;
+                    }
+                    if let Some(later) = raw.later {
+                        tokio::time::sleep(MS(10)).await;
+                        if s.get_mut().write_all(later).await.is_err() {
+                            return;
+                        }
                     }
                 }
             });
@@ -367,8 +382,17 @@ async fn replies_that_end_or_overrun_their_connection_never_leak_into_the_next_c
     // reply (`{"n":<request>}`), reach the plugin once, and never read
     // what the odd reply left behind on its connection.
     const SMUGGLED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{\"smuggled\":1}";
-    fn odd(kind: usize) -> (Vec<u8>, bool) {
-        let with_extra = |head: &[u8]| ([head, SMUGGLED].concat(), false);
+    fn odd(kind: usize) -> Raw {
+        let with_extra = |head: &[u8]| Raw {
+            now: [head, SMUGGLED].concat(),
+            later: None,
+            close: false,
+        };
+        let only = |now: &[u8], close| Raw {
+            now: now.to_vec(),
+            later: None,
+            close,
+        };
         match kind {
             // Says close, yet writes a second reply and stays open.
             0 => with_extra(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"),
@@ -381,19 +405,23 @@ async fn replies_that_end_or_overrun_their_connection_never_leak_into_the_next_c
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
             ),
             // Informational replies before the real one.
-            4 => (
+            4 => only(
                 b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n\
-                  HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
-                    .to_vec(),
+                  HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
                 false,
             ),
             // No length: the body runs to EOF.
-            5 => (b"HTTP/1.1 200 OK\r\n\r\n{}".to_vec(), true),
+            5 => only(b"HTTP/1.1 200 OK\r\n\r\n{}", true),
+            // A reply sent unasked while the connection idles in the pool.
+            6 => Raw {
+                later: Some(SMUGGLED),
+                ..only(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", false)
+            },
             // 204 has no body, whatever it declares.
             _ => with_extra(b"HTTP/1.1 204 No Content\r\nContent-Length: 2\r\n\r\n"),
         }
     }
-    const KINDS: usize = 7;
+    const KINDS: usize = 8;
     let dir = tmp();
     let (addr, seen) = scripted_plugin(&dir.path().join("p.sock"), |n| {
         if n % 2 == 0 {
@@ -401,7 +429,11 @@ async fn replies_that_end_or_overrun_their_connection_never_leak_into_the_next_c
         } else {
             let body = format!("{{\"n\":{n}}}");
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
-            ((head + &body).into_bytes(), false)
+            Raw {
+                now: (head + &body).into_bytes(),
+                later: None,
+                close: false,
+            }
         }
     });
     let client = no_retry().build(addr.as_str(), None).unwrap();
@@ -592,4 +624,37 @@ async fn timeouts_fire_while_the_call_drives_its_own_connection() {
     let e = body.read_to_end(&mut all).await.unwrap_err();
     assert_eq!(all, b"{");
     assert!(e.to_string().contains("deadline exceeded"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_arriving_as_the_reaper_fires_each_succeed_once() {
+    // Six connections idle; six callers come at the very instant they
+    // expire, when the reaper wakes too. Whoever wins each connection,
+    // every call succeeds on its first attempt and reaches the plugin
+    // once, and no expired connection serves.
+    const N: usize = 6;
+    let dir = tmp();
+    let wait = Arc::new(tokio::sync::Barrier::new(N));
+    let round = Arc::new(AtomicUsize::new(0));
+    let (addr, seen) = raw_plugin(&dir.path().join("p.sock"), move |_| {
+        let (wait, round) = (wait.clone(), round.clone());
+        async move {
+            // The first six requests wait for each other: six connections.
+            if round.fetch_add(1, Ordering::SeqCst) < N {
+                wait.wait().await;
+            }
+            true
+        }
+    });
+    let client = no_retry()
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(addr.as_str(), None)
+        .unwrap();
+    futures_util::future::join_all((0..N).map(|_| ok(&client))).await;
+    assert_eq!(seen.accepted(), N);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    futures_util::future::join_all((0..N).map(|_| ok(&client))).await;
+    assert_eq!(seen.requests(), 2 * N);
+    eventually("the expired connections closed", || seen.closed() == N).await;
+    assert_eq!(seen.accepted(), 2 * N, "no expired connection served");
 }
