@@ -658,3 +658,27 @@ async fn callers_arriving_as_the_reaper_fires_each_succeed_once() {
     eventually("the expired connections closed", || seen.closed() == N).await;
     assert_eq!(seen.accepted(), 2 * N, "no expired connection served");
 }
+
+#[tokio::test(start_paused = true)]
+async fn by_default_two_idle_connections_are_kept_as_dockers_transport_does() {
+    // Docker's transport keeps `MaxIdleConnsPerHost` idle connections per
+    // host, unset and so Go's default of 2; go-connections' `MaxIdleConns
+    // = 6` caps all hosts together, and a plugin's transport has one.
+    // Four calls at once leave two connections open, not four.
+    let dir = tmp();
+    let wait = Arc::new(tokio::sync::Barrier::new(4));
+    let (addr, seen) = raw_plugin(&dir.path().join("p.sock"), move |_| {
+        let wait = wait.clone();
+        async move {
+            wait.wait().await;
+            true
+        }
+    });
+    let client = no_retry().build(addr.as_str(), None).unwrap();
+    futures_util::future::join_all((0..4).map(|_| ok(&client))).await;
+    assert_eq!(seen.accepted(), 4);
+    // Every task waits on a timer only once the closes were read.
+    tokio::time::sleep(MS(100)).await;
+    assert_eq!(seen.closed(), 2, "two connections kept idle");
+    assert_eq!(plugin_client::DEFAULT_POOL_MAX_IDLE, 2);
+}

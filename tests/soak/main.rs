@@ -1015,7 +1015,7 @@ struct Resource {
 /// highest sample in the next quarter of the chaos, the tail the highest in
 /// its last quarter; a series is flat when the tail exceeds the baseline by
 /// no more than its tolerance: 32 descriptors (each plugin's pool may hold
-/// up to 6 idle connections, and a handful of calls are in flight), 64
+/// up to 2 idle connections, and a handful of calls are in flight), 64
 /// tasks, and 16 MiB or a quarter of the baseline RSS, whichever is more.
 /// A leak of one descriptor or task per failed call, or of memory per
 /// call, exceeds these within minutes.

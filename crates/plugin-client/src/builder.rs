@@ -29,9 +29,11 @@ pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// `IdleConnTimeout = 30s`).
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How many idle connections are kept (go-connections v0.8:
-/// `MaxIdleConns = 6`).
-pub const DEFAULT_POOL_MAX_IDLE: usize = 6;
+/// How many idle connections are kept: Go's `DefaultMaxIdleConnsPerHost`,
+/// which Docker's transport leaves in force (go-connections v0.8 sets only
+/// `MaxIdleConns = 6`, a cap over all hosts together, and a plugin's
+/// transport talks to one host).
+pub const DEFAULT_POOL_MAX_IDLE: usize = 2;
 
 /// Called with the error of a call that gave up without an answer from
 /// the plugin: it could not connect ([`ClientBuilder::on_connect_failure`])
@@ -126,7 +128,7 @@ impl fmt::Debug for ClientBuilder {
 
 impl ClientBuilder {
     /// Docker's defaults: no whole-exchange timeout, Docker's retry
-    /// schedule, a 64 MiB reply cap, a pool of 6 idle connections kept
+    /// schedule, a 64 MiB reply cap, a pool of 2 idle connections kept
     /// 30 s, a 10 s dial timeout.
     pub fn new() -> ClientBuilder {
         ClientBuilder::default()
