@@ -108,6 +108,19 @@ where
     (format!("unix://{}", path.display()), seen)
 }
 
+/// A raw plugin that answers requests `n` at a time, once `n` are in at
+/// once: callers that shared a connection would never get there.
+fn gathering_plugin(path: &Path, n: usize) -> (String, Arc<Seen>) {
+    let wait = Arc::new(tokio::sync::Barrier::new(n));
+    raw_plugin(path, move |_| {
+        let wait = wait.clone();
+        async move {
+            wait.wait().await;
+            true
+        }
+    })
+}
+
 /// Reads one request (head and `Content-Length` body); `false` at EOF.
 async fn read_request(s: &mut BufReader<UnixStream>) -> bool {
     let mut len = 0;
@@ -167,14 +180,7 @@ async fn an_idle_connection_is_kept_until_the_idle_timeout_then_closed() {
 #[tokio::test(start_paused = true)]
 async fn the_pool_keeps_at_most_max_idle_connections_and_none_when_zero() {
     let dir = tmp();
-    let wait = Arc::new(tokio::sync::Barrier::new(4));
-    let (addr, seen) = raw_plugin(&dir.path().join("p.sock"), move |_| {
-        let wait = wait.clone();
-        async move {
-            wait.wait().await;
-            true
-        }
-    });
+    let (addr, seen) = gathering_plugin(&dir.path().join("p.sock"), 4);
     let client = no_retry()
         .pool_max_idle(2)
         .build(addr.as_str(), None)
@@ -228,14 +234,7 @@ async fn concurrent_callers_each_get_a_connection_of_their_own() {
     // callers queued behind one connection would never get there.
     const CALLERS: usize = 8;
     let dir = tmp();
-    let wait = Arc::new(tokio::sync::Barrier::new(CALLERS));
-    let (addr, seen) = raw_plugin(&dir.path().join("p.sock"), move |_| {
-        let wait = wait.clone();
-        async move {
-            wait.wait().await;
-            true
-        }
-    });
+    let (addr, seen) = gathering_plugin(&dir.path().join("p.sock"), CALLERS);
     let client = no_retry().build(addr.as_str(), None).unwrap();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..CALLERS {
@@ -515,14 +514,7 @@ async fn a_dropped_client_closes_its_connections_and_stops_its_reaper_at_once() 
     // (The plugin counts the closes: this process's fd count moves with
     // the tests running beside this one.)
     let dir = tmp();
-    let wait = Arc::new(tokio::sync::Barrier::new(3));
-    let (addr, seen) = raw_plugin(&dir.path().join("p.sock"), move |_| {
-        let wait = wait.clone();
-        async move {
-            wait.wait().await;
-            true
-        }
-    });
+    let (addr, seen) = gathering_plugin(&dir.path().join("p.sock"), 3);
     // The client lives on a runtime of its own, so its tasks are the only
     // ones counted there.
     let (tasks_pooled, tasks_after) = tokio::task::spawn_blocking(move || {
@@ -634,25 +626,18 @@ async fn callers_arriving_as_the_reaper_fires_each_succeed_once() {
     // once, and no expired connection serves.
     const N: usize = 6;
     let dir = tmp();
-    let wait = Arc::new(tokio::sync::Barrier::new(N));
-    let round = Arc::new(AtomicUsize::new(0));
-    let (addr, seen) = raw_plugin(&dir.path().join("p.sock"), move |_| {
-        let (wait, round) = (wait.clone(), round.clone());
-        async move {
-            // The first six requests wait for each other: six connections.
-            if round.fetch_add(1, Ordering::SeqCst) < N {
-                wait.wait().await;
-            }
-            true
-        }
-    });
+    // Both rounds come six at a time: six connections each.
+    let (addr, seen) = gathering_plugin(&dir.path().join("p.sock"), N);
     let client = no_retry()
+        .pool_max_idle(N)
         .pool_idle_timeout(Duration::from_secs(30))
         .build(addr.as_str(), None)
         .unwrap();
     futures_util::future::join_all((0..N).map(|_| ok(&client))).await;
     assert_eq!(seen.accepted(), N);
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert_eq!(seen.closed(), 0, "all six pooled");
+    tokio::time::sleep(Duration::from_secs(1)).await;
     futures_util::future::join_all((0..N).map(|_| ok(&client))).await;
     assert_eq!(seen.requests(), 2 * N);
     eventually("the expired connections closed", || seen.closed() == N).await;
@@ -666,14 +651,7 @@ async fn by_default_two_idle_connections_are_kept_as_dockers_transport_does() {
     // = 6` caps all hosts together, and a plugin's transport has one.
     // Four calls at once leave two connections open, not four.
     let dir = tmp();
-    let wait = Arc::new(tokio::sync::Barrier::new(4));
-    let (addr, seen) = raw_plugin(&dir.path().join("p.sock"), move |_| {
-        let wait = wait.clone();
-        async move {
-            wait.wait().await;
-            true
-        }
-    });
+    let (addr, seen) = gathering_plugin(&dir.path().join("p.sock"), 4);
     let client = no_retry().build(addr.as_str(), None).unwrap();
     futures_util::future::join_all((0..4).map(|_| ok(&client))).await;
     assert_eq!(seen.accepted(), 4);
