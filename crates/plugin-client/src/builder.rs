@@ -216,6 +216,23 @@ impl ClientBuilder {
     ///
     /// The plugin may be slow, or wedged at an address it has since left;
     /// `plugin-registry`'s hook tells them apart by the plugin's files.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use plugin_client::Client;
+    ///
+    /// let timeouts = Arc::new(AtomicUsize::new(0));
+    /// let seen = timeouts.clone();
+    /// let client = Client::builder()
+    ///     .on_timeout(Arc::new(move |err| {
+    ///         debug_assert!(err.is_timeout());
+    ///         seen.fetch_add(1, Ordering::Relaxed);
+    ///     }))
+    ///     .build("unix:///run/docker/plugins/slow.sock", None)?;
+    /// # let _ = (client, timeouts);
+    /// # Ok::<(), plugin_client::Error>(())
+    /// ```
     pub fn on_timeout(mut self, hook: FailureHook) -> ClientBuilder {
         self.on_timeout = Some(hook);
         self
