@@ -14,9 +14,10 @@
 //!   only on publishable crates with a version;
 //! - no `dbg!` in crates/, tests/ or xtask/;
 //! - every crate root (`lib.rs`, `main.rs`) has `//!` docs;
-//! - every item 1–38 of the behaviour spec's §11 checklist is cited by a
-//!   test (`checklist 12`, `checklist 15, 16`, `checklist 17–20`) or listed
-//!   in `docs/divergences.md`.
+//! - `docs/checklist.md` numbers every item 1–38 of the conformance
+//!   checklist (`N. ` at a line start), and every item is cited by a test
+//!   (`checklist 12`, `checklist 15, 16`, `checklist 17–20`) or listed in
+//!   `docs/divergences.md`.
 //!
 //! Every check runs and reports; the task fails if any failed. The same
 //! checks run as a test of this crate, so `cargo test` enforces them too.
@@ -178,8 +179,12 @@ const FORBID_UNSAFE: &str = "#![forbid(unsafe_code)]";
 /// The attribute a crate root needs when the crate has `unsafe`.
 const DOCUMENT_UNSAFE: &str = "#![deny(clippy::undocumented_unsafe_blocks)]";
 
-/// The number of items in the behaviour spec's §11 checklist.
+/// The number of items in the conformance checklist (`docs/checklist.md`,
+/// restated from the behaviour spec's §11).
 const CHECKLIST_ITEMS: u32 = 38;
+
+/// Where the repository keeps the conformance checklist.
+const CHECKLIST_FILE: &str = "docs/checklist.md";
 
 pub(crate) fn run() -> Result {
     let root = root();
@@ -193,7 +198,7 @@ pub(crate) fn run() -> Result {
         ("publishable crates", publishable),
         ("no dbg!", no_dbg),
         ("crate docs", crate_docs),
-        ("checklist citations", checklist),
+        ("checklist", checklist),
     ];
     let mut failed = Vec::new();
     for (name, check) in checks {
@@ -545,6 +550,21 @@ pub(crate) fn divergence_items(text: &str) -> BTreeSet<u32> {
     found
 }
 
+/// The items `text` defines as numbered list entries: a line starting with
+/// `N. `. Numbers outside 1–38 are ignored.
+pub(crate) fn checklist_definitions(text: &str) -> BTreeSet<u32> {
+    let mut found: BTreeSet<u32> = text
+        .lines()
+        .filter_map(|line| {
+            let (number, _) = line.split_once(". ")?;
+            let digits = !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit());
+            digits.then(|| number.parse().ok()).flatten()
+        })
+        .collect();
+    found.retain(|n| (1..=CHECKLIST_ITEMS).contains(n));
+    found
+}
+
 /// The part of a source file that is test code: all of it under `tests/`
 /// or a crate's `tests/`, otherwise what follows the first `#[cfg(test)]`
 /// (the tests module sits at the end of each file by convention).
@@ -557,6 +577,25 @@ fn test_code<'a>(root: &Path, file: &Path, text: &'a str) -> &'a str {
 }
 
 fn checklist(root: &Path, _ws: &Workspace) -> Result {
+    let mut findings = Vec::new();
+    let file = root.join(CHECKLIST_FILE);
+    if file.exists() {
+        let defined = checklist_definitions(&read(&file)?);
+        let undefined: Vec<String> = (1..=CHECKLIST_ITEMS)
+            .filter(|n| !defined.contains(n))
+            .map(|n| n.to_string())
+            .collect();
+        if !undefined.is_empty() {
+            findings.push(format!(
+                "  checklist items {CHECKLIST_FILE} does not define (as `N. ` at a line start): {}",
+                undefined.join(", ")
+            ));
+        }
+    } else {
+        findings.push(format!(
+            "  {CHECKLIST_FILE} is missing: the repository must state the checklist its tests cite"
+        ));
+    }
     let mut cited = BTreeSet::new();
     for file in rust_files(root, &["crates", "tests"]) {
         let text = read(&file)?;
@@ -572,15 +611,14 @@ fn checklist(root: &Path, _ws: &Workspace) -> Result {
         .filter(|n| !cited.contains(n))
         .map(|n| n.to_string())
         .collect();
-    if uncited.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
+    if !uncited.is_empty() {
+        findings.push(format!(
             "  checklist items cited by no test and not in docs/divergences.md: {}\n  \
              (cite them in a test as `// checklist N`)",
             uncited.join(", ")
-        ))
+        ));
     }
+    report(findings)
 }
 
 #[cfg(test)]
@@ -624,6 +662,21 @@ mod tests {
         let md = "| # | Docker | here |\n|---|---|---|\n| 12 | accepts | rejects |\n| 15, 16 | a | b |\n\
                   | version 2 | x | y |\nSee checklist 19.";
         assert_eq!(divergence_items(md), set(&[12, 15, 16, 19]));
+    }
+
+    #[test]
+    fn checklist_items_are_numbered_list_entries_at_a_line_start() {
+        let md = "# Checklist\n\n**Discovery**\n\n1. First.\n   More of it; see item 7. Or 8.\n\
+                  2. Second.\n35. Listing:\n    - 3. not an item\n  4. indented\n\
+                  5.no space\n6) other marker\nx9. prefixed\n39. beyond\n0. zero\n";
+        assert_eq!(checklist_definitions(md), set(&[1, 2, 35]));
+        let full: String = (1..=CHECKLIST_ITEMS)
+            .map(|n| format!("{n}. Item.\n"))
+            .collect();
+        assert_eq!(
+            checklist_definitions(&full),
+            (1..=CHECKLIST_ITEMS).collect::<BTreeSet<u32>>()
+        );
     }
 
     #[test]
