@@ -580,15 +580,11 @@ fn checklist(root: &Path, _ws: &Workspace) -> Result {
     let mut findings = Vec::new();
     let file = root.join(CHECKLIST_FILE);
     if file.exists() {
-        let defined = checklist_definitions(&read(&file)?);
-        let undefined: Vec<String> = (1..=CHECKLIST_ITEMS)
-            .filter(|n| !defined.contains(n))
-            .map(|n| n.to_string())
-            .collect();
+        let undefined = items_missing_from(&checklist_definitions(&read(&file)?));
         if !undefined.is_empty() {
             findings.push(format!(
-                "  checklist items {CHECKLIST_FILE} does not define (as `N. ` at a line start): {}",
-                undefined.join(", ")
+                "  checklist items {CHECKLIST_FILE} does not define (as `N. ` at a line start): \
+                 {undefined}"
             ));
         }
     } else {
@@ -607,18 +603,23 @@ fn checklist(root: &Path, _ws: &Workspace) -> Result {
     } else {
         eprintln!("tidy: docs/divergences.md does not exist yet: counting tests only");
     }
-    let uncited: Vec<String> = (1..=CHECKLIST_ITEMS)
-        .filter(|n| !cited.contains(n))
-        .map(|n| n.to_string())
-        .collect();
+    let uncited = items_missing_from(&cited);
     if !uncited.is_empty() {
         findings.push(format!(
-            "  checklist items cited by no test and not in docs/divergences.md: {}\n  \
-             (cite them in a test as `// checklist N`)",
-            uncited.join(", ")
+            "  checklist items cited by no test and not in docs/divergences.md: {uncited}\n  \
+             (cite them in a test as `// checklist N`)"
         ));
     }
     report(findings)
+}
+
+/// The checklist items not in `found`, as `3, 17`; empty when none is.
+fn items_missing_from(found: &BTreeSet<u32>) -> String {
+    let missing: Vec<String> = (1..=CHECKLIST_ITEMS)
+        .filter(|n| !found.contains(n))
+        .map(|n| n.to_string())
+        .collect();
+    missing.join(", ")
 }
 
 #[cfg(test)]
