@@ -33,10 +33,7 @@ const WAIT: Duration = Duration::from_secs(5);
 /// A short directory under `/tmp` (unix socket paths are limited to 108
 /// bytes).
 fn tmp() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("pc")
-        .tempdir_in("/tmp")
-        .unwrap()
+    plugin_tests::tree::short_tempdir("pc")
 }
 
 /// A builder that does not retry: most tests want the first error.

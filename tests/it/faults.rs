@@ -62,10 +62,7 @@ async fn bounded<T>(what: &str, f: impl IntoFuture<Output = T>) -> T {
 /// A short directory under `/tmp` (unix socket paths are limited to 108
 /// bytes).
 fn tmp() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("pf")
-        .tempdir_in("/tmp")
-        .unwrap()
+    plugin_tests::tree::short_tempdir("pf")
 }
 
 fn no_retry() -> ClientBuilder {

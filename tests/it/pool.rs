@@ -34,10 +34,7 @@ const MS: fn(u64) -> Duration = Duration::from_millis;
 const WAIT: Duration = Duration::from_secs(5);
 
 fn tmp() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("pp")
-        .tempdir_in("/tmp")
-        .unwrap()
+    plugin_tests::tree::short_tempdir("pp")
 }
 
 /// No retries: a call that succeeds did so on its first attempt.

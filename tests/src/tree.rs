@@ -31,6 +31,16 @@ pub const ETC: &str = "etc";
 /// The second spec directory, relative to the root.
 pub const LIB: &str = "lib";
 
+/// A fresh directory `/tmp/<prefix>XXXXXX`, removed when dropped: short,
+/// because unix socket paths are limited to 108 bytes (a `TMPDIR` may be
+/// long). Every test that binds sockets makes its directories here.
+pub fn short_tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("create a temporary directory in /tmp")
+}
+
 /// A temporary tree `<root>/{run,etc,lib}`, removed when dropped.
 #[derive(Debug)]
 pub struct PluginTree {
@@ -46,10 +56,7 @@ impl Default for PluginTree {
 impl PluginTree {
     /// Creates the tree with its three directories.
     pub fn new() -> PluginTree {
-        let root = tempfile::Builder::new()
-            .prefix("pt")
-            .tempdir_in("/tmp")
-            .expect("create a temporary directory in /tmp");
+        let root = short_tempdir("pt");
         let tree = PluginTree { root };
         for dir in [RUN, ETC, LIB] {
             tree.mkdir(dir);

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use plugin_tests::tree::short_tempdir;
+
 /// The plugin directories dockerd always reads (sockets, then specs): in
 /// its namespace they are the test's, on the host they must stay as they
 /// are ([`assert_host_plugin_dirs_untouched`]).
@@ -103,13 +105,6 @@ pub(crate) fn assert_host_plugin_dirs_untouched() {
 pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
-}
-
-fn short_tempdir(prefix: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in("/tmp")
-        .expect("create a temporary directory in /tmp")
 }
 
 /// Polls `ready` every 20 ms until it holds or `timeout` passes.

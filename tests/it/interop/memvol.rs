@@ -36,10 +36,7 @@ pub(crate) struct Memvol {
 impl Memvol {
     /// Starts serving; for tcp, returns once the spec file is written.
     pub(crate) async fn start(how: Serve<'_>) -> Memvol {
-        let root = tempfile::Builder::new()
-            .prefix("mv")
-            .tempdir_in("/tmp")
-            .expect("memvol root");
+        let root = plugin_tests::tree::short_tempdir("mv");
         let plugin = MemVol::new(root.path()).plugin().expect("build memvol");
         let (stop, stopped) = oneshot::channel::<()>();
         let mut server = Server::new(plugin)

@@ -21,6 +21,7 @@ use plugin_client::Client;
 use plugin_proto::volume::{CreateRequest, GetRequest, ListRequest, RemoveRequest};
 use plugin_proto::{Call, RetryPolicy, decode_request, encode_request};
 use plugin_tests::server::Recorded;
+use plugin_tests::tree::short_tempdir;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -78,13 +79,6 @@ fn vectors_path() -> PathBuf {
 fn load_vectors() -> Vectors {
     let text = std::fs::read_to_string(vectors_path()).expect("read the podman test vectors");
     serde_json::from_str(&text).expect("parse the podman test vectors")
-}
-
-fn short_tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("pp")
-        .tempdir_in("/tmp")
-        .expect("temporary directory")
 }
 
 /// podman's request head, in wire order: `Host: plugin`, Go's
@@ -149,7 +143,7 @@ async fn podman_request_bytes() {
     let Some(bins) = require("podman_request_bytes", &["podman"]) else {
         return;
     };
-    let dir = short_tempdir();
+    let dir = short_tempdir("pp");
     let socket = dir.path().join("fake.sock");
     let name = unique_name("pw");
     let plugin = fake_volume_driver().unix(&socket).await;
@@ -253,7 +247,7 @@ async fn podman_request_bytes() {
 #[tokio::test]
 async fn memvol_accepts_podman_bytes() {
     let vectors = load_vectors();
-    let dir = short_tempdir();
+    let dir = short_tempdir("pp");
     let socket = dir.path().join("memvol.sock");
     for raw in vectors.commands.iter().flat_map(|c| &c.requests) {
         let (head, body) = raw.split_once("\r\n\r\n").unwrap();
@@ -321,7 +315,7 @@ async fn podman_uses_memvol() {
     let Some(bins) = require("podman_uses_memvol", &["podman"]) else {
         return;
     };
-    let dir = short_tempdir();
+    let dir = short_tempdir("pp");
     let socket = dir.path().join("memvol.sock");
     let memvol = Memvol::start(Serve::Unix(&socket)).await;
     let state = memvol_client(&socket);
@@ -412,7 +406,7 @@ async fn podman_shows_memvol_errors_for_a_lost_volume() {
     let Some(bins) = require("podman_shows_memvol_errors_for_a_lost_volume", &["podman"]) else {
         return;
     };
-    let dir = short_tempdir();
+    let dir = short_tempdir("pp");
     let socket = dir.path().join("memvol.sock");
     let memvol = Memvol::start(Serve::Unix(&socket)).await;
     let name = unique_name("pl");

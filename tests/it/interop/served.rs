@@ -174,8 +174,5 @@ impl Drop for Served {
 /// `/etc/docker/plugins` in an isolated dockerd's namespace (see
 /// [`super::harness::Isolation`]).
 pub(crate) fn socket_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("pd")
-        .tempdir_in("/tmp")
-        .expect("socket directory")
+    plugin_tests::tree::short_tempdir("pd")
 }

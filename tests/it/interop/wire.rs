@@ -420,10 +420,7 @@ pub(crate) async fn replay<'a>(
 #[tokio::test]
 async fn memvol_accepts_dockerd_bytes() {
     let vectors = load_vectors();
-    let dir = tempfile::Builder::new()
-        .prefix("rp")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let dir = plugin_tests::tree::short_tempdir("rp");
     let socket = dir.path().join("memvol.sock");
     let memvol = Memvol::start(Serve::Unix(&socket)).await;
     let replies = replay(&socket, vectors.commands.iter().map(|c| &c.requests[..])).await;
